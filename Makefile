@@ -1,0 +1,37 @@
+# The README's two commands are `make demo` and `make test`; both build .venv first.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# pytest-xdist workers: one per core; CI machines have 2.
+TEST_WORKERS ?= auto
+
+.PHONY: setup demo test lint fmt clean
+
+setup: $(STAMP)
+
+# Rebuilt when .venv is missing or older than pyproject.toml. One pip command resolves
+# everything (pins live in pyproject.toml: torch==2.13.0, pandas<3.1).
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade --editable '.[dev]'
+	touch $@
+
+demo: setup
+	$(VENV)/bin/mlgate demo
+
+# A real PostgreSQL server is started for the registry tests and stopped by its PID.
+test: setup
+	$(PY) -m tests.support.pgserver run -- $(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+fmt: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .mlgate .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,177 @@
+"""Content-addressed artifact files on local disk.
+
+An artifact is a folder of one or more files (`model.onnx` + `model.onnx.data` is one
+artifact). Its manifest lists every file with its sha256 and size; the manifest's own
+sha256 is the artifact's digest and names its folder: `<root>/<dd>/<digest>/`.
+
+Writes are staged in `<root>/.staging/<random>/`, fsynced, and renamed into place in one
+step, so a crash leaves at most an invisible staging folder (removed a day later) or an
+unreferenced artifact folder, never a half-written one. Reads check every file's size and
+sha256 against the manifest and refuse a mismatch, naming the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from registry.errors import ArtifactCorrupted, ArtifactNotFound
+
+__all__ = ["ArtifactStore", "FileEntry", "Manifest", "sha256_file"]
+
+STAGING = ".staging"
+STALE_STAGING_S = 24 * 3600
+
+
+def sha256_file(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    name: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    files: tuple[FileEntry, ...]
+
+    @property
+    def digest(self) -> str:
+        canonical = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"files": [{"name": f.name, "sha256": f.sha256, "size": f.size} for f in self.files]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Manifest:
+        return cls(tuple(FileEntry(f["name"], f["sha256"], int(f["size"])) for f in data["files"]))
+
+    @property
+    def total_size(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+class ArtifactStore:
+    """Artifact folders under `root`, addressed by their manifest digest."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    @contextmanager
+    def staging(self) -> Iterator[Path]:
+        """A private empty folder to write an artifact into; removed if the block fails."""
+        staging_root = self.root / STAGING
+        staging_root.mkdir(parents=True, exist_ok=True)
+        folder = staging_root / uuid.uuid4().hex
+        folder.mkdir()
+        try:
+            yield folder
+        finally:
+            # After commit() the folder has been renamed away; otherwise it is garbage.
+            if folder.exists():
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def commit(self, folder: Path) -> Manifest:
+        """Hash, fsync and move a staged folder into the store; returns its manifest."""
+        entries = []
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            _fsync_file(path)
+            entries.append(
+                FileEntry(
+                    path.relative_to(folder).as_posix(), sha256_file(path), path.stat().st_size
+                )
+            )
+        if not entries:
+            raise ValueError(f"refusing to store an empty artifact from {folder}")
+        manifest = Manifest(tuple(entries))
+        target = self.path_of(manifest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            # Same content already stored (manifest digests match): keep the stored copy
+            # if it is intact, otherwise replace it with the fresh one.
+            try:
+                self.open(manifest)
+            except ArtifactCorrupted:
+                shutil.rmtree(target)
+            else:
+                shutil.rmtree(folder)
+                return manifest
+        for path in folder.rglob("*"):
+            if path.is_file():
+                path.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+        _fsync_dir(folder)
+        try:
+            folder.replace(target)
+        except OSError:
+            # Another process stored the same content between our check and the rename.
+            if not target.is_dir():
+                raise
+            self.open(manifest)
+            shutil.rmtree(folder)
+            return manifest
+        _fsync_dir(target.parent)
+        self._remove_stale_staging()
+        return manifest
+
+    def open(self, manifest: Manifest) -> Path:
+        """The artifact's folder, after checking every file against the manifest."""
+        folder = self.path_of(manifest)
+        if not folder.is_dir():
+            raise ArtifactNotFound(f"artifact {manifest.digest} is missing from {self.root}")
+        for entry in manifest.files:
+            path = folder / entry.name
+            if not path.is_file():
+                raise ArtifactCorrupted(f"artifact file {path} is missing")
+            size = path.stat().st_size
+            if size != entry.size:
+                raise ArtifactCorrupted(
+                    f"artifact file {path} is {size} bytes; the manifest says {entry.size}"
+                )
+            actual = sha256_file(path)
+            if actual != entry.sha256:
+                raise ArtifactCorrupted(
+                    f"artifact file {path} fails its checksum: sha256 {actual}, "
+                    f"expected {entry.sha256}; refusing to use it"
+                )
+        return folder
+
+    def path_of(self, manifest: Manifest) -> Path:
+        digest = manifest.digest
+        return self.root / digest[:2] / digest
+
+    def _remove_stale_staging(self) -> None:
+        cutoff = time.time() - STALE_STAGING_S
+        for folder in (self.root / STAGING).iterdir():
+            try:
+                if folder.stat().st_mtime < cutoff:
+                    shutil.rmtree(folder, ignore_errors=True)
+            except FileNotFoundError:
+                continue
+
+
+def _fsync_file(path: Path) -> None:
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

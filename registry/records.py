@@ -1,0 +1,131 @@
+"""What the registry hands back: frozen records, detached from the database session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from registry.artifacts import Manifest
+from registry.schema import AliasEventRow, ArtifactRow, VersionRow
+from registry.signature import Signature
+
+__all__ = ["AliasEvent", "ArtifactInfo", "ModelSummary", "ModelVersion"]
+
+SERVABLE_KINDS = ("onnx", "torchscript")
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactInfo:
+    id: int
+    kind: str
+    digest: str
+    status: str
+    manifest: Manifest
+    details: dict[str, Any]
+    parity: dict[str, Any] | None
+    created_at: datetime
+
+    @property
+    def servable(self) -> bool:
+        """Only exported artifacts that passed the parity gate may be served or promoted."""
+        return self.kind in SERVABLE_KINDS and self.status == "passed"
+
+    @classmethod
+    def from_row(cls, row: ArtifactRow) -> ArtifactInfo:
+        return cls(
+            id=row.id,
+            kind=row.kind,
+            digest=row.digest,
+            status=row.status,
+            manifest=Manifest.from_json(row.manifest),
+            details=dict(row.details),
+            parity=row.parity,
+            created_at=row.created_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersion:
+    name: str
+    version: int
+    status: str
+    source_format: str
+    created_at: datetime
+    created_by: str
+    description: str
+    signature: Signature
+    lineage: dict[str, Any]
+    aliases: tuple[str, ...]
+    artifacts: tuple[ArtifactInfo, ...]
+    parent: str | None
+    task_id: str | None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    def artifact(self, kind: str) -> ArtifactInfo | None:
+        """The newest artifact of that kind (exports may be redone; history is kept)."""
+        matches = [a for a in self.artifacts if a.kind == kind]
+        return matches[-1] if matches else None
+
+    @property
+    def servable_formats(self) -> list[str]:
+        formats = []
+        for kind in SERVABLE_KINDS:
+            artifact = self.artifact(kind)
+            if artifact is not None and artifact.servable:
+                formats.append(kind)
+        return formats
+
+    @classmethod
+    def from_row(cls, row: VersionRow, aliases: list[str], parent: str | None) -> ModelVersion:
+        return cls(
+            name=row.model.name,
+            version=row.number,
+            status=row.status,
+            source_format=row.source_format,
+            created_at=row.created_at,
+            created_by=row.created_by,
+            description=row.description,
+            signature=Signature.from_json(row.signature),
+            lineage=dict(row.lineage),
+            aliases=tuple(sorted(aliases)),
+            artifacts=tuple(ArtifactInfo.from_row(a) for a in row.artifacts),
+            parent=parent,
+            task_id=row.task_id,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AliasEvent:
+    model: str
+    alias: str
+    from_version: int | None
+    to_version: int
+    at: datetime
+    actor: str
+    reason: str
+
+    @classmethod
+    def from_row(cls, row: AliasEventRow, model: str) -> AliasEvent:
+        return cls(
+            model=model,
+            alias=row.alias,
+            from_version=row.from_version,
+            to_version=row.to_version,
+            at=row.at,
+            actor=row.actor,
+            reason=row.reason,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSummary:
+    name: str
+    created_at: datetime
+    versions: int
+    latest_version: int | None
+    latest_ready: int | None
+    aliases: dict[str, int] = field(default_factory=dict)

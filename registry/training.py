@@ -1,0 +1,58 @@
+"""The contract between mlgate and training code: what a trainer entrypoint returns.
+
+A trainer entrypoint is a function `train(data, params=None, *, seed=0)` that takes a
+DataFrame of features plus the label column and returns a `TrainingResult`. Its
+`"module:function"` name is recorded in lineage, so that a retraining task can run the
+same code on new data and register the result as a child version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from registry.lineage import Dataset, Metric
+from registry.reference import ReferenceInput
+
+if TYPE_CHECKING:
+    from registry.records import ModelVersion
+    from registry.store import Registry
+
+__all__ = ["TrainingResult"]
+
+
+@dataclass
+class TrainingResult:
+    model: torch.nn.Module
+    example_inputs: Any
+    feature_names: Sequence[str] | None
+    reference: ReferenceInput | None
+    datasets: Sequence[Dataset] = ()
+    params: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, Metric] = field(default_factory=dict)
+    output_names: Sequence[str] | None = None
+    factory: str | None = None
+    factory_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def register(
+        self, registry: Registry, name: str, *, trainer: str, **options: Any
+    ) -> ModelVersion:
+        """Register this result under `name`, recording `trainer` as its entrypoint."""
+        return registry.register(
+            self.model,
+            name,
+            self.example_inputs,
+            feature_names=self.feature_names,
+            output_names=self.output_names,
+            reference=self.reference,
+            datasets=self.datasets,
+            trainer=trainer,
+            params=self.params,
+            metrics=self.metrics,
+            factory=self.factory,
+            factory_kwargs=self.factory_kwargs,
+            **options,
+        )

@@ -1,0 +1,67 @@
+"""Toy models for the tests, importable by name so that factories can rebuild them."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class TabularMLP(nn.Module):
+    def __init__(self, n_features: int = 6, hidden: int = 16) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(n_features, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.net(x))
+
+
+class SmallCNN(nn.Module):
+    """Two conv blocks and a linear head over 1×16×16 images, ten class logits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 4, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(4, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        )
+        self.head = nn.Linear(8 * 4 * 4, 10)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(image).flatten(1))
+
+
+class TwoInputs(nn.Module):
+    """Named inputs `numeric` (rows × 4) and `counts` (rows × 3, int64); two outputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.numeric_layer = nn.Linear(4, 5)
+        self.counts_layer = nn.Linear(3, 5)
+
+    def forward(
+        self, numeric: torch.Tensor, counts: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = torch.tanh(self.numeric_layer(numeric) + self.counts_layer(counts.float()))
+        return hidden.sum(dim=1, keepdim=True), hidden.argmax(dim=1)
+
+
+class DataDependentBranch(nn.Module):
+    """Takes a different path when the batch holds a negative value: tracing keeps one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.min() < 0:
+            return self.linear(x) * 2.0
+        return self.linear(x)
+
+
+def make_mlp(n_features: int = 6, hidden: int = 16, seed: int = 0) -> TabularMLP:
+    torch.manual_seed(seed)
+    return TabularMLP(n_features, hidden)
