@@ -1,0 +1,1 @@
+"""What runs as a process: for now the `mlgate` CLI and its demo (the gateway comes next)."""
