@@ -10,7 +10,7 @@ from registry.artifacts import Manifest
 from registry.schema import AliasEventRow, ArtifactRow, VersionRow
 from registry.signature import Signature
 
-__all__ = ["AliasEvent", "ArtifactInfo", "ModelSummary", "ModelVersion"]
+__all__ = ["AliasEvent", "ArtifactInfo", "ModelSummary", "ModelVersion", "lineage_document"]
 
 SERVABLE_KINDS = ("onnx", "torchscript")
 
@@ -30,6 +30,16 @@ class ArtifactInfo:
     def servable(self) -> bool:
         """Only exported artifacts that passed the parity gate may be served or promoted."""
         return self.kind in SERVABLE_KINDS and self.status == "passed"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "status": self.status,
+            "digest": self.digest,
+            "files": self.manifest.to_json()["files"],
+            "details": self.details,
+            "parity": self.parity,
+        }
 
     @classmethod
     def from_row(cls, row: ArtifactRow) -> ArtifactInfo:
@@ -129,3 +139,23 @@ class ModelSummary:
     latest_version: int | None
     latest_ready: int | None
     aliases: dict[str, int] = field(default_factory=dict)
+
+
+def lineage_document(version: ModelVersion, ancestors: list[ModelVersion]) -> dict[str, Any]:
+    """Everything known about a version, as JSON-ready data (`mlgate show --json`)."""
+    return {
+        "ref": version.ref,
+        "status": version.status,
+        "source_format": version.source_format,
+        "created_at": version.created_at.isoformat(),
+        "created_by": version.created_by,
+        "aliases": list(version.aliases),
+        "signature": version.signature.to_json(),
+        **version.lineage,
+        "task_id": version.task_id,
+        "ancestors": [
+            {"ref": a.ref, "created_at": a.created_at.isoformat(), "task_id": a.task_id}
+            for a in ancestors
+        ],
+        "artifacts": [a.to_json() for a in version.artifacts],
+    }

@@ -17,31 +17,17 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
+from registry.aliases import alias_events, move_alias
 from registry.artifacts import ArtifactStore, Manifest
 from registry.db import Database
-from registry.errors import (
-    AliasNotFound,
-    AliasUnchanged,
-    ArtifactNotFound,
-    BadRequest,
-    ModelNotFound,
-    NotServable,
-    VersionNotFound,
-)
+from registry.errors import ArtifactNotFound, NotServable
 from registry.lineage import Dataset
-from registry.names import LATEST, ModelRef, check_alias, check_model_name, parse_ref
-from registry.records import AliasEvent, ArtifactInfo, ModelSummary, ModelVersion
-from registry.schema import (
-    AliasEventRow,
-    AliasRow,
-    ArtifactRow,
-    DatasetRow,
-    ModelRow,
-    VersionRow,
-    utcnow,
-)
+from registry.names import ModelRef, check_model_name, parse_ref
+from registry.queries import as_ref, find_model, resolve, to_record, version_query
+from registry.records import AliasEvent, ArtifactInfo, ModelSummary, ModelVersion, lineage_document
+from registry.schema import AliasRow, ArtifactRow, DatasetRow, ModelRow, VersionRow, utcnow
 from registry.settings import RegistrySettings
 from registry.signature import Signature
 
@@ -138,7 +124,7 @@ class Registry:
         if progress:
             progress("database")
         with self.db.write() as session:
-            parent_row = self._resolve(session, parse_ref(parent)) if parent else None
+            parent_row = resolve(session, parse_ref(parent)) if parent else None
             model = self._get_or_create_model(session, name)
             number = (
                 session.scalar(
@@ -180,12 +166,12 @@ class Registry:
                     )
                 )
             session.flush()
-            return self._record(session, row)
+            return to_record(session, row)
 
     def add_artifact(self, ref: str | ModelRef, staged: StagedArtifact) -> ArtifactInfo:
         """Attach an artifact (an export and its parity report) to an existing version."""
         with self.db.write() as session:
-            row = self._resolve(session, _as_ref(ref))
+            row = resolve(session, as_ref(ref))
             artifact = self._add_artifact_row(session, row, staged)
             return ArtifactInfo.from_row(artifact)
 
@@ -230,15 +216,15 @@ class Registry:
     def get(self, ref: str | ModelRef) -> ModelVersion:
         """`name` (newest), `name:3`, `name@production`, or `name@latest` (newest ready)."""
         with self.db.read() as session:
-            return self._record(session, self._resolve(session, _as_ref(ref)))
+            return to_record(session, resolve(session, as_ref(ref)))
 
     def versions(self, name: str) -> list[ModelVersion]:
         with self.db.read() as session:
-            model = self._model(session, name)
+            model = find_model(session, name)
             rows = session.scalars(
-                _version_query().where(VersionRow.model_id == model.id).order_by(VersionRow.number)
+                version_query().where(VersionRow.model_id == model.id).order_by(VersionRow.number)
             ).all()
-            return [self._record(session, row) for row in rows]
+            return [to_record(session, row) for row in rows]
 
     def models(self) -> list[ModelSummary]:
         with self.db.read() as session:
@@ -283,43 +269,13 @@ class Registry:
     def lineage(self, ref: str | ModelRef) -> dict[str, Any]:
         """The version's lineage, its artifacts and its chain of parents, as plain data."""
         version = self.get(ref)
-        chain = []
-        parent = version.parent
-        seen = {version.ref}
+        ancestors: list[ModelVersion] = []
+        parent, seen = version.parent, {version.ref}
         while parent and parent not in seen:
             seen.add(parent)
-            ancestor = self.get(parent)
-            chain.append(
-                {
-                    "ref": ancestor.ref,
-                    "created_at": ancestor.created_at.isoformat(),
-                    "task_id": ancestor.task_id,
-                }
-            )
-            parent = ancestor.parent
-        return {
-            "ref": version.ref,
-            "status": version.status,
-            "source_format": version.source_format,
-            "created_at": version.created_at.isoformat(),
-            "created_by": version.created_by,
-            "aliases": list(version.aliases),
-            "signature": version.signature.to_json(),
-            **version.lineage,
-            "task_id": version.task_id,
-            "ancestors": chain,
-            "artifacts": [
-                {
-                    "kind": a.kind,
-                    "status": a.status,
-                    "digest": a.digest,
-                    "files": a.manifest.to_json()["files"],
-                    "details": a.details,
-                    "parity": a.parity,
-                }
-                for a in version.artifacts
-            ],
-        }
+            ancestors.append(self.get(parent))
+            parent = ancestors[-1].parent
+        return lineage_document(version, ancestors)
 
     # ------------------------------------------------------------------ artifacts
 
@@ -347,72 +303,17 @@ class Registry:
     # ------------------------------------------------------------------ aliases
 
     def set_alias(
-        self,
-        name: str,
-        alias: str,
-        version: int,
-        *,
-        reason: str,
-        actor: str | None = None,
+        self, name: str, alias: str, version: int, *, reason: str, actor: str | None = None
     ) -> AliasEvent:
-        """Point `alias` at `name:version`, recording who, when and why."""
-        check_model_name(name)
-        check_alias(alias)
-        if not reason or not reason.strip():
-            raise BadRequest(
-                f"a reason is required to move alias {alias!r}; say why, e.g. --reason"
-            )
+        """Point `alias` at `name:version`, recording who, when and why (see aliases.py)."""
         with self.db.write() as session:
-            target = self._resolve(session, ModelRef(name, version=version))
-            record = self._record(session, target)
-            if not record.servable_formats:
-                failed = [
-                    f"{a.kind}: {a.status}"
-                    for a in record.artifacts
-                    if a.kind in ("onnx", "torchscript")
-                ]
-                detail = f" (exports: {', '.join(failed)})" if failed else " (nothing exported yet)"
-                raise NotServable(
-                    f"{record.ref} has no artifact that passed the parity gate{detail}; it "
-                    f"cannot be promoted to {alias!r}"
-                )
-            current = session.scalar(
-                select(AliasRow).where(AliasRow.model_id == target.model_id, AliasRow.name == alias)
+            return move_alias(
+                session, name, alias, version, reason=reason, actor=actor or self.actor()
             )
-            previous = current.version.number if current is not None else None
-            if current is not None and current.version_id == target.id:
-                raise AliasUnchanged(f"alias {alias!r} already points to {name}:{version}")
-            at = utcnow()
-            if current is None:
-                session.add(
-                    AliasRow(
-                        model_id=target.model_id, name=alias, version_id=target.id, updated_at=at
-                    )
-                )
-            else:
-                current.version_id = target.id
-                current.updated_at = at
-            event = AliasEventRow(
-                model_id=target.model_id,
-                alias=alias,
-                from_version=previous,
-                to_version=version,
-                at=at,
-                actor=actor or self.actor(),
-                reason=reason.strip(),
-            )
-            session.add(event)
-            session.flush()
-            return AliasEvent.from_row(event, name)
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
         with self.db.read() as session:
-            model = self._model(session, name)
-            query = select(AliasEventRow).where(AliasEventRow.model_id == model.id)
-            if alias is not None:
-                query = query.where(AliasEventRow.alias == alias)
-            rows = session.scalars(query.order_by(AliasEventRow.id)).all()
-            return [AliasEvent.from_row(row, name) for row in rows]
+            return alias_events(session, name, alias)
 
     def actor(self) -> str:
         if self.settings.user:
@@ -422,73 +323,3 @@ class Registry:
         except (KeyError, OSError):
             user = "unknown"
         return f"{user}@{socket.gethostname()}"
-
-    # ------------------------------------------------------------------ internals
-
-    def _model(self, session: Session, name: str) -> ModelRow:
-        check_model_name(name)
-        model = session.scalar(select(ModelRow).where(ModelRow.name == name))
-        if model is None:
-            raise ModelNotFound(f"model {name!r} is not registered")
-        return model
-
-    def _resolve(self, session: Session, ref: ModelRef) -> VersionRow:
-        model = self._model(session, ref.name)
-        query = _version_query().where(VersionRow.model_id == model.id)
-        if ref.version is not None:
-            row = session.scalar(query.where(VersionRow.number == ref.version))
-            if row is None:
-                newest = session.scalar(
-                    select(func.max(VersionRow.number)).where(VersionRow.model_id == model.id)
-                )
-                raise VersionNotFound(
-                    f"model {ref.name!r} has no version {ref.version} (newest: {newest})"
-                )
-            return row
-        if ref.alias == LATEST:
-            row = session.scalar(
-                query.where(VersionRow.status == "ready")
-                .order_by(VersionRow.number.desc())
-                .limit(1)
-            )
-            if row is None:
-                raise VersionNotFound(
-                    f"model {ref.name!r} has no ready version (none passed the parity gate)"
-                )
-            return row
-        if ref.alias is not None:
-            alias = session.scalar(
-                select(AliasRow).where(AliasRow.model_id == model.id, AliasRow.name == ref.alias)
-            )
-            if alias is None:
-                known = session.scalars(
-                    select(AliasRow.name).where(AliasRow.model_id == model.id)
-                ).all()
-                raise AliasNotFound(
-                    f"model {ref.name!r} has no alias {ref.alias!r} (aliases: "
-                    f"{', '.join(sorted(known)) or 'none'})"
-                )
-            return session.scalars(query.where(VersionRow.id == alias.version_id)).one()
-        row = session.scalar(query.order_by(VersionRow.number.desc()).limit(1))
-        if row is None:
-            raise VersionNotFound(f"model {ref.name!r} has no versions")
-        return row
-
-    def _record(self, session: Session, row: VersionRow) -> ModelVersion:
-        aliases = session.scalars(select(AliasRow.name).where(AliasRow.version_id == row.id)).all()
-        parent = None
-        if row.parent_version_id is not None:
-            parent_row = session.get(VersionRow, row.parent_version_id)
-            if parent_row is not None:
-                parent = f"{parent_row.model.name}:{parent_row.number}"
-        return ModelVersion.from_row(row, list(aliases), parent)
-
-
-def _version_query() -> Any:
-    return select(VersionRow).options(
-        selectinload(VersionRow.artifacts), selectinload(VersionRow.model)
-    )
-
-
-def _as_ref(ref: str | ModelRef) -> ModelRef:
-    return ref if isinstance(ref, ModelRef) else parse_ref(ref)

@@ -250,34 +250,15 @@ def export_command(
                     progress=step,
                 )
             )
+    payload = [{"ref": r.version.ref, **r.artifact.to_json()} for r in results]
     if as_json:
-        emit_json(
-            [
-                {
-                    "ref": r.version.ref,
-                    "format": r.artifact.kind,
-                    "status": r.artifact.status,
-                    "digest": r.artifact.digest,
-                    "details": r.artifact.details,
-                    "parity": r.report,
-                }
-                for r in results
-            ]
-        )
+        emit_json(payload)
     else:
-        from services.render import export_line
+        from services.render import export_lines
 
-        for r in results:
-            artifact = {
-                "status": r.artifact.status,
-                "files": r.artifact.manifest.to_json()["files"],
-                "digest": r.artifact.digest,
-                "details": r.artifact.details,
-                "parity": r.report,
-            }
-            out.print(f"{r.version.ref} " + export_line(r.artifact.kind, artifact))
-            for failure in r.report.get("failures", []):
-                out.print(f"  [red]✗[/] {escape(failure)}")
+        for artifact in payload:
+            for line in export_lines(artifact, prefix=f"{artifact['ref']} "):
+                out.print(line)
     if not all(r.passed for r in results):
         raise typer.Exit(1)
 
@@ -400,13 +381,12 @@ def demo(
 
 
 def _print_exports(lineage: dict[str, Any]) -> None:
-    from services.render import export_line
+    from services.render import export_lines
 
     for artifact in lineage["artifacts"]:
         if artifact["kind"] in ("onnx", "torchscript"):
-            out.print("  " + export_line(artifact["kind"], artifact))
-            for failure in (artifact.get("parity") or {}).get("failures", []):
-                out.print(f"    [red]✗[/] {escape(failure)}")
+            for line in export_lines(artifact, prefix="  "):
+                out.print(line)
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from rich.tree import Tree
 
 from registry.records import AliasEvent, ModelSummary
 
-__all__ = ["export_line", "lineage_tree", "models_table"]
+__all__ = ["export_line", "export_lines", "lineage_tree", "models_table"]
 
 
 def models_table(models: Sequence[ModelSummary]) -> Table:
@@ -46,6 +46,14 @@ def export_line(kind: str, artifact: dict[str, Any]) -> str:
             f" · max rel {_number(parity.get('max_rel_diff'))}"
         )
     return text
+
+
+def export_lines(artifact: dict[str, Any], prefix: str = "") -> list[str]:
+    """The summary line of an export, then one line per parity failure."""
+    failures = (artifact.get("parity") or {}).get("failures", [])
+    return [prefix + export_line(artifact["kind"], artifact)] + [
+        f"{' ' * len(prefix)}  [red]✗[/] {escape(failure)}" for failure in failures
+    ]
 
 
 def _number(value: Any) -> str:

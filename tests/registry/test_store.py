@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -277,3 +279,34 @@ def test_staged_artifacts_attach_to_versions(registry: Registry) -> None:
     assert version.status == "ready"
     assert (path / "model.pt").read_bytes() == b"ts"
     assert artifact.details == {"method": "script"}
+
+
+def test_concurrent_alias_moves_keep_one_consistent_history(
+    registry_url: str, tmp_path: Path
+) -> None:
+    """Writers racing to create and move one alias: no database error, an unbroken chain."""
+    setup = Registry(url=registry_url, home=tmp_path / "home")
+    for seed in range(3):
+        _register(setup, seed=seed)
+        _mark_ready(setup, f"churn:{seed + 1}")
+    clients = [Registry(url=registry_url, home=tmp_path / "home") for _ in range(6)]
+
+    def move(index: int) -> str:
+        try:
+            clients[index].set_alias("churn", "production", index % 3 + 1, reason=f"writer {index}")
+        except AliasUnchanged:
+            return "unchanged"
+        return "moved"
+
+    try:
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            outcomes = list(pool.map(move, range(6)))
+        history = setup.alias_history("churn", "production")
+        assert len(history) == outcomes.count("moved") >= 1
+        assert history[0].from_version is None
+        for before, after in itertools.pairwise(history):
+            assert after.from_version == before.to_version
+        assert setup.get("churn@production").version == history[-1].to_version
+    finally:
+        for client in [setup, *clients]:
+            client.close()

@@ -82,7 +82,7 @@ def test_register_export_promote_show(mlgate: Run, files: dict[str, Path]) -> No
 
     exported = mlgate("export", "churn:1", "--format", "onnx", "--format", "torchscript", "--json")
     reports = json.loads(exported.stdout)
-    assert [(r["format"], r["status"]) for r in reports] == [
+    assert [(r["kind"], r["status"]) for r in reports] == [
         ("onnx", "passed"),
         ("torchscript", "passed"),
     ]
