@@ -4,8 +4,8 @@ The standardisation statistics are buffers, so they travel in the state dict and
 factory needs only sizes to rebuild the model.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: torch.jit.script reads the buffer
+# annotations below at run time and cannot resolve them as strings.
 import torch
 from torch import nn
 

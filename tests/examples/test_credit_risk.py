@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torch
 
 from examples.credit_risk.data import (
     FEATURES,
@@ -11,7 +14,10 @@ from examples.credit_risk.data import (
     generate,
     source_uri,
 )
+from examples.credit_risk.model import build_model
 from examples.credit_risk.train import auc, train
+from exporters import export
+from registry import Registry
 
 
 def test_the_generator_is_seedable_and_tabular() -> None:
@@ -63,3 +69,15 @@ def test_auc_edge_cases() -> None:
     assert auc(np.array([0, 1]), np.array([0.1, 0.9])) == 1.0
     assert auc(np.array([0, 1]), np.array([0.5, 0.5])) == 0.5
     assert np.isnan(auc(np.array([1, 1]), np.array([0.1, 0.9])))
+
+
+def test_the_network_scripts_rather_than_falling_back_to_a_trace(tmp_path: Path) -> None:
+    registry = Registry(home=tmp_path)
+    version = registry.register(
+        build_model(), "net", torch.randn(4, 14), factory="examples.credit_risk.model:build_model"
+    )
+    result = export(registry, version.ref, "torchscript")
+    assert result.artifact.details["method"] == "script", result.artifact.details.get(
+        "script_error"
+    )
+    registry.close()
