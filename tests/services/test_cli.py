@@ -6,6 +6,7 @@ import json
 import stat
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -235,3 +236,23 @@ def test_the_console_script_runs(tmp_path: Path) -> None:
     helped = subprocess.run([str(mlgate), "--help"], capture_output=True, text=True, timeout=120)
     for command in ("register", "export", "promote", "models", "show", "demo"):
         assert command in helped.stdout
+
+
+def test_register_an_onnx_file(mlgate: Run, tmp_path: Path) -> None:
+    path = tmp_path / "m.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's own chatter is not under test here
+        torch.onnx.export(
+            make_mlp(),
+            (torch.randn(4, 6),),
+            f=str(path),
+            input_names=["x"],
+            dynamic_shapes={"x": {0: torch.export.Dim("batch")}},
+            verbose=False,
+        )
+    result = mlgate("register", "fromfile", "--onnx", str(path), "--features", ",".join(FEATURES))
+    assert "registered fromfile:1" in result.stdout
+    assert "onnx passed" in result.stdout
+    shown = json.loads(mlgate("show", "fromfile", "--json").stdout)
+    assert shown["source_format"] == "onnx"
+    assert shown["signature"]["feature_names"] == {"x": FEATURES}
