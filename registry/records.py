@@ -80,14 +80,18 @@ class ModelVersion:
         matches = [a for a in self.artifacts if a.kind == kind]
         return matches[-1] if matches else None
 
+    def servable_artifact(self, kind: str) -> ArtifactInfo | None:
+        """The newest artifact of that kind that passed the gate.
+
+        A later export that fails (stricter tolerances, say) is kept as evidence but does
+        not take a verified artifact away from a version that is already serving.
+        """
+        passed = [a for a in self.artifacts if a.kind == kind and a.servable]
+        return passed[-1] if passed else None
+
     @property
     def servable_formats(self) -> list[str]:
-        formats = []
-        for kind in SERVABLE_KINDS:
-            artifact = self.artifact(kind)
-            if artifact is not None and artifact.servable:
-                formats.append(kind)
-        return formats
+        return [kind for kind in SERVABLE_KINDS if self.servable_artifact(kind) is not None]
 
     @classmethod
     def from_row(cls, row: VersionRow, aliases: list[str], parent: str | None) -> ModelVersion:

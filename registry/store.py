@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -227,31 +227,42 @@ class Registry:
             return [to_record(session, row) for row in rows]
 
     def models(self) -> list[ModelSummary]:
+        """One row per model, in two queries however many models and versions there are."""
+        ready = case((VersionRow.status == "ready", VersionRow.number))
+        counts = (
+            select(
+                VersionRow.model_id,
+                func.count(VersionRow.id).label("versions"),
+                func.max(VersionRow.number).label("latest"),
+                func.max(ready).label("latest_ready"),
+            )
+            .group_by(VersionRow.model_id)
+            .subquery()
+        )
         with self.db.read() as session:
-            summaries = []
-            for model in session.scalars(select(ModelRow).order_by(ModelRow.name)):
-                numbers = session.execute(
-                    select(VersionRow.number, VersionRow.status).where(
-                        VersionRow.model_id == model.id
-                    )
-                ).all()
-                ready = [n for n, status in numbers if status == "ready"]
-                aliases = session.execute(
-                    select(AliasRow.name, VersionRow.number)
-                    .join(VersionRow, AliasRow.version_id == VersionRow.id)
-                    .where(AliasRow.model_id == model.id)
-                ).all()
-                summaries.append(
-                    ModelSummary(
-                        name=model.name,
-                        created_at=model.created_at,
-                        versions=len(numbers),
-                        latest_version=max((n for n, _ in numbers), default=None),
-                        latest_ready=max(ready, default=None),
-                        aliases={alias: number for alias, number in aliases},
-                    )
+            rows = session.execute(
+                select(ModelRow, counts.c.versions, counts.c.latest, counts.c.latest_ready)
+                .outerjoin(counts, counts.c.model_id == ModelRow.id)
+                .order_by(ModelRow.name)
+            ).all()
+            aliases: dict[int, dict[str, int]] = {}
+            for model_id, alias, number in session.execute(
+                select(AliasRow.model_id, AliasRow.name, VersionRow.number).join(
+                    VersionRow, AliasRow.version_id == VersionRow.id
                 )
-            return summaries
+            ):
+                aliases.setdefault(model_id, {})[alias] = number
+            return [
+                ModelSummary(
+                    name=model.name,
+                    created_at=model.created_at,
+                    versions=versions or 0,
+                    latest_version=latest,
+                    latest_ready=latest_ready,
+                    aliases=aliases.get(model.id, {}),
+                )
+                for model, versions, latest, latest_ready in rows
+            ]
 
     def versions_trained_on(self, digest: str) -> list[str]:
         """Lineage the other way round: which versions used a dataset with this digest."""
@@ -288,17 +299,17 @@ class Registry:
     ) -> tuple[ModelVersion, ArtifactInfo, Path]:
         """An exported artifact that passed the parity gate; anything else is refused."""
         version = self.get(ref)
-        artifact = version.artifact(kind)
-        if artifact is None:
+        artifact = version.servable_artifact(kind)
+        if artifact is not None:
+            return version, artifact, self.open_artifact(artifact)
+        if version.artifact(kind) is None:
             raise ArtifactNotFound(
                 f"{version.ref} has no {kind} artifact; run `mlgate export` first"
             )
-        if not artifact.servable:
-            raise NotServable(
-                f"{version.ref}'s {kind} artifact {artifact.status} the parity gate and can "
-                "never be served; fix the model or the export and export again"
-            )
-        return version, artifact, self.open_artifact(artifact)
+        raise NotServable(
+            f"{version.ref}'s {kind} artifact failed the parity gate and can never be served; "
+            "fix the model or the export and export again"
+        )
 
     # ------------------------------------------------------------------ aliases
 

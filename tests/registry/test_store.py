@@ -310,3 +310,23 @@ def test_concurrent_alias_moves_keep_one_consistent_history(
     finally:
         for client in [setup, *clients]:
             client.close()
+
+
+def test_a_failed_re_export_does_not_take_away_a_passed_artifact(registry: Registry) -> None:
+    _register(registry)
+    _mark_ready(registry, "churn:1")
+    registry.set_alias("churn", "production", 1, reason="launch")
+    with registry.stage() as folder:
+        (folder / "model.onnx").write_bytes(b"stricter tolerances, failed")
+        staged = registry.commit_artifact(folder, "onnx", status="failed", parity={"passed": False})
+    registry.add_artifact("churn:1", staged)
+    version = registry.get("churn@production")
+    newest, servable = version.artifact("onnx"), version.servable_artifact("onnx")
+    assert newest is not None
+    assert servable is not None
+    assert newest.status == "failed"
+    assert servable.status == "passed"
+    _, artifact, path = registry.open_servable("churn@production", "onnx")
+    assert artifact == servable
+    assert (path / "model.onnx").read_bytes() == b"churn:1"
+    assert version.status == "ready"
