@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -65,3 +68,21 @@ class DataDependentBranch(nn.Module):
 def make_mlp(n_features: int = 6, hidden: int = 16, seed: int = 0) -> TabularMLP:
     torch.manual_seed(seed)
     return TabularMLP(n_features, hidden)
+
+
+def onnx_file(path: Path, *, dynamic: bool = True) -> Path:
+    """An MLP exported outside mlgate (6 features in, `p` out), as a user would bring one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dynamic_shapes = {"x": {0: torch.export.Dim("batch")}} if dynamic else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's own chatter is not under test here
+        torch.onnx.export(
+            make_mlp(),
+            (torch.randn(4, 6),),
+            f=str(path),
+            input_names=["x"],
+            output_names=["p"],
+            dynamic_shapes=dynamic_shapes,
+            verbose=False,
+        )
+    return path

@@ -13,25 +13,11 @@ from exporters import export, import_file, parse_input_spec
 from registry import Registry
 from registry.errors import ExportFailed, InvalidModelInput
 from registry.signature import TensorSpec
-from tests.fixtures import make_mlp
+from tests.fixtures import make_mlp, onnx_file
 
 
 def _onnx_file(folder: Path, *, dynamic: bool = True, name: str = "churn.onnx") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    dynamic_shapes = {"x": {0: torch.export.Dim("batch")}} if dynamic else None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the exporter's own chatter is not under test here
-        torch.onnx.export(
-            make_mlp(),
-            (torch.randn(4, 6),),
-            f=str(path),
-            input_names=["x"],
-            output_names=["p"],
-            dynamic_shapes=dynamic_shapes,
-            verbose=False,
-        )
-    return path
+    return onnx_file(folder / name, dynamic=dynamic)
 
 
 def test_an_onnx_file_with_external_data_is_one_artifact_and_is_gated(

@@ -6,7 +6,6 @@ import json
 import stat
 import subprocess
 import sys
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import torch
 from typer.testing import CliRunner, Result
 
 from services.cli import app
-from tests.fixtures import DataDependentBranch, make_mlp
+from tests.fixtures import DataDependentBranch, make_mlp, onnx_file
 
 FEATURES = [f"f{i}" for i in range(6)]
 
@@ -239,17 +238,7 @@ def test_the_console_script_runs(tmp_path: Path) -> None:
 
 
 def test_register_an_onnx_file(mlgate: Run, tmp_path: Path) -> None:
-    path = tmp_path / "m.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the exporter's own chatter is not under test here
-        torch.onnx.export(
-            make_mlp(),
-            (torch.randn(4, 6),),
-            f=str(path),
-            input_names=["x"],
-            dynamic_shapes={"x": {0: torch.export.Dim("batch")}},
-            verbose=False,
-        )
+    path = onnx_file(tmp_path / "m.onnx")
     result = mlgate("register", "fromfile", "--onnx", str(path), "--features", ",".join(FEATURES))
     assert "registered fromfile:1" in result.stdout
     assert "onnx passed" in result.stdout
