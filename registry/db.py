@@ -14,12 +14,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from registry.errors import MlgateError
-from registry.schema import SCHEMA_VERSION, Base, MetaRow
+from registry.schema import ADDITIVE_UPGRADES, SCHEMA_VERSION, Base, MetaRow
 
 __all__ = ["Database"]
 
@@ -71,13 +71,15 @@ class Database:
             if not self.is_sqlite and connection.dialect.name == "postgresql":
                 connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_SCHEMA_LOCK})
             Base.metadata.create_all(connection)
-            stored = session.scalar(select(MetaRow.value).where(MetaRow.key == "schema_version"))
-            if stored is None:
+            meta = session.get(MetaRow, "schema_version")
+            if meta is None:
                 session.add(MetaRow(key="schema_version", value=str(SCHEMA_VERSION)))
-            elif stored != str(SCHEMA_VERSION):
+            elif meta.value in ADDITIVE_UPGRADES:
+                meta.value = str(SCHEMA_VERSION)  # create_all above added the new tables
+            elif meta.value != str(SCHEMA_VERSION):
                 raise MlgateError(
-                    f"registry database {self.safe_url()} has schema version {stored}; this "
-                    f"mlgate expects {SCHEMA_VERSION}"
+                    f"registry database {self.safe_url()} has schema version {meta.value}; "
+                    f"this mlgate expects {SCHEMA_VERSION}"
                 )
         self._schema_ready = True
 

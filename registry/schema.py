@@ -1,7 +1,8 @@
 """The registry's tables (SQLAlchemy 2 ORM). Rows are plain data; rules live in `store.py`.
 
 models ─┬─ versions ─┬─ artifacts        (source weights, reference data, exports)
-        │            └─ datasets         (lineage: what each version was trained on)
+        │            ├─ datasets         (lineage: what each version was trained on)
+        │            └─ serving_configs  (how the gateway serves it: batching, runtime)
         ├─ aliases                       (alias → exactly one version)
         └─ alias_events                  (append-only audit log of alias moves)
 """
@@ -16,6 +17,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "ADDITIVE_UPGRADES",
     "SCHEMA_VERSION",
     "AliasEventRow",
     "AliasRow",
@@ -24,10 +26,13 @@ __all__ = [
     "DatasetRow",
     "MetaRow",
     "ModelRow",
+    "ServingConfigRow",
     "VersionRow",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Versions whose upgrade to SCHEMA_VERSION only adds tables (create_all does it).
+ADDITIVE_UPGRADES = {"1"}
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -149,3 +154,13 @@ class AliasEventRow(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
     actor: Mapped[str] = mapped_column(String(256))
     reason: Mapped[str] = mapped_column(Text)
+
+
+class ServingConfigRow(Base):
+    """How the gateway serves a version (batching, runtime), set at promotion or load."""
+
+    __tablename__ = "serving_configs"
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"), primary_key=True)
+    config: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(256))

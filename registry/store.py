@@ -28,6 +28,12 @@ from registry.names import ModelRef, check_model_name, parse_ref
 from registry.queries import as_ref, find_model, resolve, to_record, version_query
 from registry.records import AliasEvent, ArtifactInfo, ModelSummary, ModelVersion, lineage_document
 from registry.schema import AliasRow, ArtifactRow, DatasetRow, ModelRow, VersionRow, utcnow
+from registry.serving import (
+    alias_targets,
+    config_stamps,
+    read_serving_config,
+    write_serving_config,
+)
 from registry.settings import RegistrySettings
 from registry.signature import Signature
 
@@ -310,6 +316,29 @@ class Registry:
             f"{version.ref}'s {kind} artifact failed the parity gate and can never be served; "
             "fix the model or the export and export again"
         )
+
+    # ------------------------------------------------------------------ serving
+
+    def set_serving_config(
+        self, ref: str | ModelRef, config: Mapping[str, Any], *, actor: str | None = None
+    ) -> dict[str, Any]:
+        """Store how the gateway serves this version (validated by the gateway first)."""
+        with self.db.write() as session:
+            return write_serving_config(session, as_ref(ref), config, actor or self.actor())
+
+    def serving_config(self, ref: str | ModelRef) -> dict[str, Any]:
+        with self.db.read() as session:
+            return read_serving_config(session, as_ref(ref))
+
+    def serving_config_stamps(self, model_names: Sequence[str]) -> dict[tuple[str, int], str]:
+        """When each version's serving config last changed (so a gateway can reload it)."""
+        with self.db.read() as session:
+            return config_stamps(session, model_names)
+
+    def alias_targets(self, aliases: Sequence[str]) -> dict[str, dict[str, int]]:
+        """{model: {alias: version}} for these aliases across all models (one query)."""
+        with self.db.read() as session:
+            return alias_targets(session, aliases)
 
     # ------------------------------------------------------------------ aliases
 

@@ -86,3 +86,14 @@ def onnx_file(path: Path, *, dynamic: bool = True) -> Path:
             verbose=False,
         )
     return path
+
+
+class SlowStack(nn.Module):
+    """32 square layers of 256: a few thousand rows take the better part of a second."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(*[nn.Linear(256, 256) for _ in range(32)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)

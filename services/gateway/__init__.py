@@ -1,0 +1,1 @@
+"""The gateway: Open Inference Protocol over HTTP, adaptive batching, hot swaps."""

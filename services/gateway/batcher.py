@@ -1,0 +1,364 @@
+"""Adaptive batching for one model version: a bounded queue in front of a runtime.
+
+Requests wait as rows in a queue ordered by priority (1 = highest, as in Triton; 0 means
+the default level) then arrival. A batch leaves when an execution slot is free and one of
+these holds; the reason is counted (`stats.batches`):
+
+    idle      nothing is running: no added delay at low load
+    full      max_batch_size rows are waiting
+    max_delay the oldest request has waited max_queue_delay_ms
+    slo       waiting longer would make the oldest request miss slo_ms (or its deadline)
+    no_gain   a slot is free and, at the current arrival rate, waiting would not add a row
+
+So batches form while earlier batches run; a batch waits on purpose only when a slot is
+free, another batch is running, and rows are arriving fast enough to be worth it. The
+cost model (cost ≈ a·n + b, fitted online from every batch) bounds that wait and predicts
+each new request's latency: one predicted to miss its SLO or deadline is shed (503)
+before it costs compute; a full queue answers 429 with Retry-After; a deadline that passes
+in the queue answers 504. Only requests with the same non-batch shapes share a batch.
+
+A batch that fails is retried one request at a time, so that one bad input fails only
+its own request. A cancelled request (its client went away) is dropped from the queue.
+
+NOTE: everything here runs on the event loop thread; only the runtime's own work runs
+elsewhere, so the queue needs no lock. Timers replace polling: a hold schedules one wake-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from services.gateway.costmodel import CostModel
+from services.gateway.errors import (
+    DeadlineExceeded,
+    ModelExecutionFailed,
+    ModelNotReady,
+    Overloaded,
+    QueueFull,
+)
+
+__all__ = ["AdaptiveBatcher", "BatchSettings", "BatchStats"]
+
+Tensors = dict[str, np.ndarray]
+Run = Callable[[Tensors], Awaitable[Tensors]]
+_ARRIVAL_HALF_LIFE_S = 0.5
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    max_batch_size: int = 32
+    max_queue_delay_ms: float = 5.0
+    slo_ms: float = 250.0
+    max_queue: int = 1024
+    max_inflight: int = 1
+
+
+@dataclass
+class BatchStats:
+    batches: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)
+    rows: int = 0
+    requests: int = 0
+    cancelled: int = 0
+    queue_s: float = 0.0
+    compute_s: float = 0.0
+
+    @property
+    def mean_batch_rows(self) -> float:
+        total = sum(self.batches.values())
+        return self.rows / total if total else 0.0
+
+
+@dataclass(eq=False)
+class _Item:
+    inputs: Tensors
+    rows: int
+    key: Hashable
+    priority: int
+    deadline: float | None
+    enqueued: float
+    future: asyncio.Future[Tensors]
+
+
+class AdaptiveBatcher:
+    def __init__(
+        self,
+        run: Run,
+        settings: BatchSettings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        on_batch: Callable[[str, int, list[float], float], None] | None = None,
+    ) -> None:
+        self._run = run
+        self.settings = settings
+        self._clock = clock
+        self._on_batch = on_batch
+        self.cost = CostModel()
+        self.stats = BatchStats()
+        self._queues: dict[int, list[_Item]] = {}
+        self._queued_rows = 0
+        self._inflight: dict[int, float] = {}  # batch id → expected end
+        self._next_batch = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._arrival_rate = 0.0  # rows per second, exponentially smoothed
+        self._last_arrival: float | None = None
+        self._closed = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def queued_rows(self) -> int:
+        return self._queued_rows
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
+
+    async def submit(
+        self, inputs: Tensors, *, deadline: float | None = None, priority: int = 0
+    ) -> Tensors:
+        """Queue one request (any number of rows); returns its outputs."""
+        rows = len(next(iter(inputs.values())))
+        self._admit(rows, deadline)
+        loop = asyncio.get_running_loop()
+        key = tuple((name, array.shape[1:]) for name, array in inputs.items())
+        limit = self.settings.max_batch_size
+        items = [
+            _Item(
+                {n: a[start : start + limit] for n, a in inputs.items()},
+                min(limit, rows - start),
+                key,
+                priority,
+                deadline,
+                self._clock(),
+                loop.create_future(),
+            )
+            for start in range(0, rows, limit)
+        ]
+        for item in items:
+            self._queues.setdefault(priority, []).append(item)
+        self._queued_rows += rows
+        self.stats.requests += 1
+        self._idle.clear()
+        self._pump()
+        try:
+            parts = [await item.future for item in items]
+        except asyncio.CancelledError:
+            for item in items:
+                item.future.cancel()
+            self._pump()
+            raise
+        if len(parts) == 1:
+            return parts[0]
+        return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+    def close(self) -> None:
+        """Refuse new requests; queued and running ones still finish (see `drained`)."""
+        self._closed = True
+
+    async def drained(self) -> None:
+        await self._idle.wait()
+
+    # ---------------------------------------------------------------- admission
+
+    def _admit(self, rows: int, deadline: float | None) -> None:
+        now = self._clock()
+        if self._closed:
+            raise ModelNotReady("this model version is being unloaded; retry")
+        if deadline is not None and deadline <= now:
+            self.stats.rejected["deadline"] += 1
+            raise DeadlineExceeded("the request's deadline had passed before it was queued")
+        if self._queued_rows + rows > self.settings.max_queue:
+            self.stats.rejected["queue_full"] += 1
+            raise QueueFull(
+                f"the queue holds {self._queued_rows} rows (max_queue "
+                f"{self.settings.max_queue}); this request has {rows}",
+                retry_after_s=self._drain_time(),
+            )
+        self._note_arrival(rows, now)
+        if not self.cost.fitted:
+            return
+        predicted = self._predicted_latency(rows, now)
+        budget = self.settings.slo_ms / 1000
+        if deadline is not None:
+            budget = min(budget, deadline - now)
+        if predicted > budget:
+            self.stats.rejected["shed"] += 1
+            raise Overloaded(
+                f"shed: predicted latency {predicted * 1000:.1f} ms exceeds the "
+                f"{budget * 1000:.1f} ms budget (slo_ms or the request's timeout); retry later"
+            )
+
+    def _note_arrival(self, rows: int, now: float) -> None:
+        if self._last_arrival is not None:
+            gap = max(now - self._last_arrival, 1e-6)
+            weight = 1 - 0.5 ** (gap / _ARRIVAL_HALF_LIFE_S)
+            self._arrival_rate += weight * (rows / gap - self._arrival_rate)
+        self._last_arrival = now
+
+    def _predicted_latency(self, rows: int, now: float) -> float:
+        limit, slots = self.settings.max_batch_size, self.settings.max_inflight
+        backlog = self._queued_rows + rows
+        waves = math.ceil(math.ceil(backlog / limit) / slots)
+        slot_wait = 0.0
+        if len(self._inflight) >= slots:
+            slot_wait = max(0.0, min(self._inflight.values()) - now)
+        return slot_wait + waves * self.cost.cost(min(backlog, limit))
+
+    def _drain_time(self) -> float:
+        limit = self.settings.max_batch_size
+        per_batch = self.cost.cost(limit) or 0.01
+        return math.ceil(self._queued_rows / limit) * per_batch / self.settings.max_inflight
+
+    # ---------------------------------------------------------------- dispatch
+
+    def _pump(self) -> None:
+        """Start every batch that should start now; schedule a wake-up if one should wait."""
+        while self._queued_rows and len(self._inflight) < self.settings.max_inflight:
+            now = self._clock()
+            head = self._head(now)
+            if head is None:
+                break
+            rows = self._rows_like(head)
+            if not self._inflight:
+                reason = "idle"
+            elif rows >= self.settings.max_batch_size:
+                reason = "full"
+            else:
+                hold_until, bound = self._hold(head, rows, now)
+                if hold_until is None:
+                    reason = "no_gain"
+                elif hold_until <= now:
+                    reason = bound
+                else:
+                    self._wake_at(hold_until)
+                    return
+            self._start(self._take(head), reason, now)
+        if not self._queued_rows and not self._inflight:
+            self._idle.set()
+
+    def _head(self, now: float) -> _Item | None:
+        """The first live item by priority and age; drops cancelled and expired ones."""
+        for priority in sorted(self._queues, key=lambda p: (p == 0, p)):
+            queue = self._queues[priority]
+            while queue:
+                item = queue[0]
+                if item.future.done():
+                    self.stats.cancelled += item.future.cancelled()
+                    self._drop(queue, item)
+                elif item.deadline is not None and item.deadline <= now:
+                    self.stats.rejected["deadline"] += 1
+                    item.future.set_exception(
+                        DeadlineExceeded("the request's deadline passed while it was queued")
+                    )
+                    self._drop(queue, item)
+                else:
+                    return item
+        return None
+
+    def _drop(self, queue: list[_Item], item: _Item) -> None:
+        queue.remove(item)
+        self._queued_rows -= item.rows
+
+    def _rows_like(self, head: _Item) -> int:
+        queue = self._queues[head.priority]
+        return sum(i.rows for i in queue if i.key == head.key and not i.future.done())
+
+    def _hold(self, head: _Item, rows: int, now: float) -> tuple[float | None, str]:
+        """Until when the head may wait for more rows, and which bound that is."""
+        settings = self.settings
+        cap = head.enqueued + settings.max_queue_delay_ms / 1000
+        latest = head.enqueued + settings.slo_ms / 1000
+        if head.deadline is not None:
+            latest = min(latest, head.deadline)
+        latest -= self.cost.cost(settings.max_batch_size)
+        until, bound = (cap, "max_delay") if cap <= latest else (latest, "slo")
+        if until > now and self._arrival_rate * (until - now) < 1:
+            return None, "no_gain"
+        return until, bound
+
+    def _wake_at(self, when: float) -> None:
+        loop = asyncio.get_running_loop()
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = loop.call_later(max(0.0, when - self._clock()), self._pump)
+
+    def _take(self, head: _Item) -> list[_Item]:
+        queue = self._queues[head.priority]
+        batch, rows = [], 0
+        for item in list(queue):
+            if item.key != head.key or item.future.done():
+                continue
+            if rows + item.rows > self.settings.max_batch_size:
+                break
+            batch.append(item)
+            rows += item.rows
+            self._drop(queue, item)
+        return batch
+
+    def _start(self, batch: list[_Item], reason: str, now: float) -> None:
+        rows = sum(item.rows for item in batch)
+        batch_id = self._next_batch
+        self._next_batch += 1
+        self._inflight[batch_id] = now + self.cost.cost(rows)
+        self.stats.batches[reason] += 1
+        self.stats.rows += rows
+        waits = [now - item.enqueued for item in batch]
+        self.stats.queue_s += sum(waits)
+        task = asyncio.get_running_loop().create_task(self._execute(batch, rows))
+        task.add_done_callback(lambda _t: self._finish(batch_id))
+        if self._on_batch is not None:
+            self._on_batch(reason, rows, waits, self.cost.cost(rows))
+
+    async def _execute(self, batch: list[_Item], rows: int) -> None:
+        inputs = {name: np.concatenate([i.inputs[name] for i in batch]) for name in batch[0].inputs}
+        started = self._clock()
+        try:
+            outputs = await self._run(inputs)
+        except Exception:  # noqa: BLE001 - isolate the culprit below, then report per request
+            await self._isolate(batch)
+            return
+        elapsed = self._clock() - started
+        self.cost.observe(rows, elapsed)
+        self.stats.compute_s += elapsed
+        offset = 0
+        for item in batch:
+            if not item.future.done():
+                item.future.set_result(
+                    {n: o[offset : offset + item.rows] for n, o in outputs.items()}
+                )
+            offset += item.rows
+
+    async def _isolate(self, batch: list[_Item]) -> None:
+        """Run each request of a failed batch alone: only the ones that fail alone fail."""
+        for item in batch:
+            if item.future.done():
+                continue
+            try:
+                result = await self._run(item.inputs)
+            except Exception as exc:  # noqa: BLE001 - reported to this request only
+                if not item.future.done():
+                    item.future.set_exception(
+                        ModelExecutionFailed(
+                            f"the model failed on this request's input: {_brief(exc)}"
+                        )
+                    )
+            else:
+                if not item.future.done():
+                    item.future.set_result(result)
+
+    def _finish(self, batch_id: int) -> None:
+        self._inflight.pop(batch_id, None)
+        self._pump()
+
+
+def _brief(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:300]}"

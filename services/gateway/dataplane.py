@@ -1,0 +1,230 @@
+"""The data plane: what every transport calls. REST (and, later, gRPC) only translate.
+
+It knows nothing of HTTP: it takes names, versions and decoded tensors, and returns
+tensors and plain data. Errors are `MlgateError`s carrying their status.
+"""
+
+from __future__ import annotations
+
+import time
+from importlib.metadata import version as package_version
+from typing import Any
+
+import numpy as np
+
+from registry.errors import InvalidModelInput
+from services.gateway.codec import InferRequest
+from services.gateway.errors import DeadlineExceeded, InvalidTensor
+from services.gateway.manager import ModelManager
+from services.gateway.validation import validate_inputs
+
+__all__ = ["DataPlane", "InferResult"]
+
+EXTENSIONS = ["binary_tensor_data", "model_repository", "statistics", "v1_predict"]
+
+
+class InferResult:
+    __slots__ = ("binary", "model", "outputs", "request_id", "version")
+
+    def __init__(
+        self,
+        model: str,
+        version: int,
+        outputs: dict[str, np.ndarray],
+        binary: dict[str, bool],
+        request_id: str | None,
+    ) -> None:
+        self.model, self.version, self.outputs = model, version, outputs
+        self.binary, self.request_id = binary, request_id
+
+
+class DataPlane:
+    def __init__(self, manager: ModelManager, *, max_rows: int) -> None:
+        self.manager = manager
+        self.max_rows = max_rows
+
+    # ---------------------------------------------------------------- health, metadata
+
+    def server_metadata(self) -> dict[str, Any]:
+        return {"name": "mlgate", "version": package_version("mlgate"), "extensions": EXTENSIONS}
+
+    def live(self) -> bool:
+        return True
+
+    def ready(self) -> bool:
+        return self.manager.synced
+
+    def model_ready(self, name: str, version: int | None) -> bool:
+        return self.manager.is_ready(name, version)
+
+    def model_metadata(self, name: str, version: int | None) -> dict[str, Any]:
+        with self.manager.acquire(name, version) as served:
+            return served.metadata(self.manager.versions_of(name))
+
+    def model_stats(self, name: str, version: int | None) -> dict[str, Any]:
+        if version is None:
+            self.manager.require(name, None)
+            found = [s for s in self.manager.all_served() if s.name == name]
+        else:
+            with self.manager.acquire(name, version) as served:
+                found = [served]
+        return {"model_stats": [s.stats() for s in found]}
+
+    # ---------------------------------------------------------------- inference
+
+    async def infer(
+        self,
+        name: str,
+        version: int | None,
+        request: InferRequest,
+        *,
+        deadline: float | None = None,
+    ) -> InferResult:
+        """Validate, queue, wait; `deadline` is on the time.monotonic() clock."""
+        with self.manager.acquire(name, version) as served:
+            inputs = validate_inputs(
+                request.inputs,
+                served.signature,
+                max_rows=self.max_rows,
+                allow_non_finite=served.deployment.allow_non_finite,
+            )
+            deadline = _earliest(deadline, _timeout_deadline(request.parameters))
+            priority = _priority(request.parameters)
+            outputs = await served.batcher.submit(inputs, deadline=deadline, priority=priority)
+            selected, binary = _select_outputs(outputs, request)
+            return InferResult(name, served.version, selected, binary, request.id)
+
+    async def predict_v1(self, name: str, body: Any) -> dict[str, Any]:
+        """`{"instances": [...]}` → `{"predictions": [...]}` (the KServe v1 shape)."""
+        with self.manager.acquire(name, None) as served:
+            inputs = _instances(body, served.signature)
+            inputs = validate_inputs(
+                inputs,
+                served.signature,
+                max_rows=self.max_rows,
+                allow_non_finite=served.deployment.allow_non_finite,
+            )
+            outputs = await served.batcher.submit(inputs)
+        names = list(outputs)
+        rows = len(next(iter(outputs.values())))
+        if len(names) == 1:
+            predictions = _rows(outputs[names[0]])
+        else:
+            columns = {n: _rows(outputs[n]) for n in names}
+            predictions = [{n: columns[n][i] for n in names} for i in range(rows)]
+        return {"predictions": predictions, "model_version": str(served.version)}
+
+    # ---------------------------------------------------------------- repository
+
+    async def repository_index(self, ready_only: bool) -> list[dict[str, Any]]:
+        return await self.manager.index(ready_only)
+
+    async def load(self, name: str, parameters: dict[str, Any]) -> None:
+        parameters = dict(parameters)
+        version = parameters.pop("version", None)
+        if version is not None:
+            try:
+                version = int(version)
+            except (TypeError, ValueError):
+                raise InvalidModelInput(
+                    f"load parameter 'version' must be an integer, got {version!r}"
+                ) from None
+        await self.manager.load(name, version, parameters)
+
+    async def unload(self, name: str) -> None:
+        await self.manager.unload(name)
+
+
+def _timeout_deadline(parameters: dict[str, Any]) -> float | None:
+    """OIP/Triton `timeout`: microseconds from now; 0 or absent means none."""
+    timeout = parameters.get("timeout")
+    if timeout is None or timeout == 0:
+        return None
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout < 0:
+        raise InvalidTensor(
+            f"parameter 'timeout' must be a non-negative number of microseconds, got {timeout!r}"
+        )
+    return time.monotonic() + timeout / 1e6
+
+
+def _earliest(*deadlines: float | None) -> float | None:
+    present = [d for d in deadlines if d is not None]
+    if present and min(present) <= time.monotonic():
+        raise DeadlineExceeded("the request's deadline had already passed when it arrived")
+    return min(present) if present else None
+
+
+def _priority(parameters: dict[str, Any]) -> int:
+    priority = parameters.get("priority", 0)
+    if not isinstance(priority, int) or isinstance(priority, bool) or priority < 0:
+        raise InvalidTensor(
+            f"parameter 'priority' must be a non-negative integer, got {priority!r}"
+        )
+    return priority
+
+
+def _select_outputs(
+    outputs: dict[str, np.ndarray], request: InferRequest
+) -> tuple[dict[str, np.ndarray], dict[str, bool]]:
+    if request.outputs is None:
+        return outputs, {name: request.binary_by_default for name in outputs}
+    unknown = sorted(set(request.outputs) - set(outputs))
+    if unknown:
+        raise InvalidTensor(f"unknown outputs {unknown}; the model returns {list(outputs)}")
+    return (
+        {name: outputs[name] for name in request.outputs},
+        {name: flag or request.binary_by_default for name, flag in request.outputs.items()},
+    )
+
+
+def _instances(body: Any, signature: Any) -> dict[str, np.ndarray]:
+    if (
+        not isinstance(body, dict)
+        or not isinstance(body.get("instances"), list)
+        or not body["instances"]
+    ):
+        raise InvalidTensor('the body must be {"instances": [...]} with at least one instance')
+    instances = body["instances"]
+    specs = signature.inputs
+    if len(specs) == 1:
+        spec = specs[0]
+        features = signature.feature_names.get(spec.name)
+        if features and all(isinstance(i, dict) for i in instances):
+            missing = sorted({f for i in instances for f in features if f not in i})
+            if missing:
+                raise InvalidTensor(f"instances lack features {missing}; expected {features}")
+            rows = [[i[f] for f in features] for i in instances]
+        else:
+            rows = instances
+        return {spec.name: _typed(spec, rows)}
+    if not all(isinstance(i, dict) for i in instances):
+        raise InvalidTensor(
+            f"this model takes {len(specs)} inputs; each instance must be an object keyed by "
+            f"{[s.name for s in specs]}"
+        )
+    return {s.name: _typed(s, [i.get(s.name) for i in instances]) for s in specs}
+
+
+def _typed(spec: Any, rows: list[Any]) -> np.ndarray:
+    try:
+        loose = np.asarray(rows)
+    except ValueError:
+        raise InvalidTensor(f"input {spec.name!r}: instances are ragged") from None
+    if loose.dtype.kind not in "biuf":
+        raise InvalidTensor(
+            f"input {spec.name!r}: instances must be numbers, got {loose.dtype.name} values"
+        )
+    target = np.dtype(spec.dtype)
+    if (
+        target.kind in "iu"
+        and loose.dtype.kind == "f"
+        and not np.array_equal(loose, np.round(loose))
+    ):
+        raise InvalidTensor(f"input {spec.name!r}: {spec.dtype} instances must be whole numbers")
+    return loose.astype(target)
+
+
+def _rows(array: np.ndarray) -> list[Any]:
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    return list(array.tolist())

@@ -1,0 +1,125 @@
+"""The gateway's errors, and the one place that turns any error into a response.
+
+The base class and the registry's errors live in `registry/errors.py`; the gateway adds
+what only serving can go wrong with. Every error carries its HTTP status, so REST and
+(later) gRPC map them through the same tables.
+
+    MlgateError (registry/errors.py)
+    ├── BadRequest (400)
+    │   └── InvalidTensor           wrong name, datatype, shape, rows or values
+    ├── Unauthorized (401)          no credentials where they are required
+    ├── Forbidden (403)             credentials that are wrong, or a non-loopback admin
+    ├── NotFound (404)              unknown model/version (registry) or one not loaded here
+    ├── PayloadTooLarge (413)
+    ├── ModelExecutionFailed (422)  the model raised on this request's input alone
+    ├── QueueFull (429)             with Retry-After
+    ├── Unavailable (503)
+    │   ├── ModelNotReady           not loaded, loading, failed to load, or unloading
+    │   └── Overloaded              shed: predicted to miss its latency target
+    └── DeadlineExceeded (504)      the client's deadline passed before compute
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from registry.errors import BadRequest, MlgateError, NotFound
+
+__all__ = [
+    "GRPC_STATUS",
+    "DeadlineExceeded",
+    "Forbidden",
+    "InvalidTensor",
+    "ModelExecutionFailed",
+    "ModelNotLoaded",
+    "ModelNotReady",
+    "Overloaded",
+    "PayloadTooLarge",
+    "QueueFull",
+    "Unauthorized",
+    "Unavailable",
+    "error_body",
+]
+
+log = logging.getLogger("mlgate.gateway")
+
+
+class InvalidTensor(BadRequest):
+    pass
+
+
+class Unauthorized(MlgateError):
+    status_code = 401
+
+
+class Forbidden(MlgateError):
+    status_code = 403
+
+
+class ModelNotLoaded(NotFound):
+    pass
+
+
+class PayloadTooLarge(MlgateError):
+    status_code = 413
+
+
+class ModelExecutionFailed(MlgateError):
+    status_code = 422
+
+
+class QueueFull(MlgateError):
+    status_code = 429
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    @property
+    def retry_after(self) -> str:
+        """Whole seconds, at least 1 (the Retry-After header has no fractions)."""
+        return str(max(1, math.ceil(self.retry_after_s)))
+
+
+class Unavailable(MlgateError):
+    status_code = 503
+
+
+class ModelNotReady(Unavailable):
+    pass
+
+
+class Overloaded(Unavailable):
+    pass
+
+
+class DeadlineExceeded(MlgateError):
+    status_code = 504
+
+
+# The same statuses as gRPC codes (grpc.StatusCode names), for the gRPC transport.
+GRPC_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "FAILED_PRECONDITION",
+    413: "RESOURCE_EXHAUSTED",
+    422: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+def error_body(exc: BaseException) -> tuple[int, str, dict[str, str]]:
+    """(status, message, extra headers) for any exception; 5xx details stay in the log."""
+    if isinstance(exc, MlgateError):
+        headers = {"Retry-After": exc.retry_after} if isinstance(exc, QueueFull) else {}
+        if exc.status_code >= 500 and not isinstance(exc, Unavailable | DeadlineExceeded):
+            log.error("internal error: %s", exc.message)
+        return exc.status_code, exc.message, headers
+    log.exception("unexpected error", exc_info=exc)
+    return 500, "internal error: the gateway failed on this request; see its log", {}

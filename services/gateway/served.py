@@ -1,0 +1,118 @@
+"""One model version being served: its runtime, its batcher, and who is using it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from registry.signature import Signature
+from services.gateway.batcher import AdaptiveBatcher
+from services.gateway.codec import oip_datatype
+from services.gateway.deployment import Deployment
+from services.runtimes.base import Runtime
+
+__all__ = ["PLATFORMS", "Served", "warm_up"]
+
+PLATFORMS = {"onnx": "onnxruntime_onnx", "torchscript": "pytorch_libtorch"}
+_WARM_UP_RUNS = 3
+
+
+@dataclass(eq=False)
+class Served:
+    name: str
+    version: int
+    kind: str
+    signature: Signature
+    deployment: Deployment
+    runtime: Runtime
+    batcher: AdaptiveBatcher
+    artifact_digest: str
+    config_stamp: str | None = None
+    state: str = "READY"
+    loaded_at: float = field(default_factory=time.time)
+    active: int = 0
+    _unused: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self._unused.set()
+
+    def enter(self) -> None:
+        self.active += 1
+        self._unused.clear()
+
+    def leave(self) -> None:
+        self.active -= 1
+        if self.active == 0:
+            self._unused.set()
+
+    async def unused(self) -> None:
+        await self._unused.wait()
+
+    def metadata(self, versions: list[int]) -> dict[str, Any]:
+        def tensor(spec: Any) -> dict[str, Any]:
+            return {
+                "name": spec.name,
+                "datatype": oip_datatype(spec.dtype),
+                "shape": list(spec.shape),
+            }
+
+        return {
+            "name": self.name,
+            "versions": [str(v) for v in versions],
+            "platform": PLATFORMS[self.kind],
+            "inputs": [tensor(s) for s in self.signature.inputs],
+            "outputs": [tensor(s) for s in self.signature.outputs],
+            "parameters": {
+                "served_version": str(self.version),
+                "artifact": self.kind,
+                "artifact_digest": self.artifact_digest,
+                "feature_names": self.signature.feature_names,
+                **self.runtime.info(),
+                "batching": self.deployment.batch_settings().__dict__,
+            },
+        }
+
+    def stats(self) -> dict[str, Any]:
+        stats = self.batcher.stats
+        return {
+            "name": self.name,
+            "version": str(self.version),
+            "inference_count": stats.rows,
+            "request_count": stats.requests,
+            "execution_count": sum(stats.batches.values()),
+            "mean_batch_size": round(stats.mean_batch_rows, 3),
+            "batch_reasons": dict(stats.batches),
+            "rejected": dict(stats.rejected),
+            "cancelled": stats.cancelled,
+            "queue_ms_total": round(stats.queue_s * 1000, 3),
+            "compute_ms_total": round(stats.compute_s * 1000, 3),
+            "queued_rows": self.batcher.queued_rows,
+            "inflight_batches": self.batcher.inflight,
+            "cost_model": {
+                "per_row_ms": round(self.batcher.cost.per_row_s * 1000, 6),
+                "fixed_ms": round(self.batcher.cost.fixed_s * 1000, 6),
+            },
+        }
+
+
+async def warm_up(
+    runtime: Runtime, batcher: AdaptiveBatcher, examples: Mapping[str, np.ndarray]
+) -> None:
+    """Run the examples at batch 1 and at max_batch_size, seeding the cost model.
+
+    The first run of each size is discarded (it pays for allocations); the rest are the
+    cost model's first observations, so shedding has real numbers from the first request.
+    """
+    limit = batcher.settings.max_batch_size
+    for rows in sorted({1, limit}):
+        batch = {n: np.resize(a, (rows, *a.shape[1:])) for n, a in examples.items()}
+        await runtime.predict(batch)
+        for _ in range(_WARM_UP_RUNS):
+            started = time.perf_counter()
+            await runtime.predict(batch)
+            batcher.cost.observe(rows, time.perf_counter() - started)

@@ -1,0 +1,67 @@
+"""Gateway settings: every field is also an `MLGATE_*` environment variable.
+
+Nothing is read at import; `GatewaySettings()` reads the environment when it is built.
+Lists (`MLGATE_SERVE_ALIASES`, `MLGATE_API_KEYS`) are comma-separated.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["GatewaySettings"]
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MLGATE_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    """`MLGATE_HOST`: the address `mlgate serve` binds."""
+    port: int = Field(default=8000, ge=0, le=65535)
+    """`MLGATE_PORT`."""
+    serve_aliases: Annotated[list[str], NoDecode] = ["production"]
+    """`MLGATE_SERVE_ALIASES`: versions these aliases point to are served; the first one
+    answers requests that name no version."""
+    poll_interval_s: float = Field(default=1.0, gt=0)
+    """`MLGATE_POLL_INTERVAL_S`: how often alias moves are looked for."""
+    load_retry_s: float = Field(default=30.0, ge=0)
+    """`MLGATE_LOAD_RETRY_S`: how long a version that failed to load is left alone."""
+    drain_timeout_s: float = Field(default=30.0, gt=0)
+    """`MLGATE_DRAIN_TIMEOUT_S`: how long a replaced version may finish its requests."""
+    admin_token: SecretStr | None = None
+    """`MLGATE_ADMIN_TOKEN`: bearer token for /v2/repository/*. Unset: loopback only."""
+    api_keys: Annotated[list[SecretStr], NoDecode] = []
+    """`MLGATE_API_KEYS`: if set, inference and metadata need one of these keys
+    (`Authorization: Bearer <key>` or `X-API-Key`)."""
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    """`MLGATE_MAX_BODY_BYTES`: larger request bodies get 413 (after decompression too)."""
+    max_rows_per_request: int = Field(default=4096, gt=0)
+    """`MLGATE_MAX_ROWS_PER_REQUEST`: more rows in one request get 413."""
+
+    max_batch_size: int = Field(default=32, gt=0)
+    """`MLGATE_MAX_BATCH_SIZE`: default for versions without a stored serving config."""
+    max_queue_delay_ms: float = Field(default=5.0, ge=0)
+    """`MLGATE_MAX_QUEUE_DELAY_MS`: default hard cap on waiting for a fuller batch."""
+    slo_ms: float = Field(default=250.0, gt=0)
+    """`MLGATE_SLO_MS`: default latency target; requests predicted to miss it are shed."""
+    max_queue: int = Field(default=1024, gt=0)
+    """`MLGATE_MAX_QUEUE`: default queue bound, in rows (429 beyond)."""
+    max_inflight: int = Field(default=2, gt=0)
+    """`MLGATE_MAX_INFLIGHT`: default batches running at once per version."""
+    runtime: str = "auto"
+    """`MLGATE_RUNTIME`: onnx, torchscript, or auto (onnx when it passed the gate)."""
+    device: str = "auto"
+    """`MLGATE_DEVICE`: cpu, cuda, or auto (cuda when usable)."""
+    intra_op_threads: int = Field(default=1, gt=0)
+    """`MLGATE_INTRA_OP_THREADS`: onnxruntime threads per running batch."""
+    graph_optimization: str = "all"
+    """`MLGATE_GRAPH_OPTIMIZATION`: onnxruntime level: disabled, basic, extended, all."""
+
+    @field_validator("serve_aliases", "api_keys", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value

@@ -1,0 +1,70 @@
+"""Checking a request's tensors against the version's signature, before they are queued.
+
+Every message names the input, what the model expects (datatype and shape, -1 for any
+size) and what arrived, so that one bad request is refused on its own and never reaches
+a batch it could break.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from registry.signature import Signature
+from services.gateway.codec import oip_datatype
+from services.gateway.errors import InvalidTensor, PayloadTooLarge
+
+__all__ = ["validate_inputs"]
+
+
+def validate_inputs(
+    inputs: Mapping[str, np.ndarray],
+    signature: Signature,
+    *,
+    max_rows: int,
+    allow_non_finite: bool,
+) -> dict[str, np.ndarray]:
+    """The inputs in the model's order; raises InvalidTensor (400) or PayloadTooLarge (413)."""
+    expected = {spec.name: spec for spec in signature.inputs}
+    unknown = sorted(set(inputs) - set(expected))
+    if unknown:
+        raise InvalidTensor(f"unknown inputs {unknown}; the model takes {_describe(signature)}")
+    missing = [name for name in expected if name not in inputs]
+    if missing:
+        raise InvalidTensor(f"missing inputs {missing}; the model takes {_describe(signature)}")
+    rows: dict[str, int] = {}
+    ordered: dict[str, np.ndarray] = {}
+    for name, spec in expected.items():
+        array = inputs[name]
+        want = f"{oip_datatype(spec.dtype)}{list(spec.shape)}"
+        got = f"{oip_datatype(array.dtype.name)}{list(array.shape)}"
+        if array.dtype.name != spec.dtype:
+            raise InvalidTensor(f"input {name!r}: expected {want}, got {got} (datatype differs)")
+        if array.ndim != len(spec.shape) or any(
+            e != -1 and e != a for e, a in zip(spec.shape[1:], array.shape[1:], strict=True)
+        ):
+            raise InvalidTensor(f"input {name!r}: expected {want}, got {got} (shape differs)")
+        if array.shape[0] < 1:
+            raise InvalidTensor(f"input {name!r}: expected {want}, got {got} (no rows)")
+        if array.shape[0] > max_rows:
+            raise PayloadTooLarge(
+                f"input {name!r} has {array.shape[0]} rows; at most {max_rows} per request"
+            )
+        if not allow_non_finite and array.dtype.kind == "f":
+            bad = ~np.isfinite(array)
+            if bad.any():
+                first = [int(i) for i in np.argwhere(bad)[0]]
+                raise InvalidTensor(
+                    f"input {name!r}: {int(bad.sum())} values are NaN or infinite (first at "
+                    f"{first}); this model needs finite values"
+                )
+        rows[name] = array.shape[0]
+        ordered[name] = array
+    if len(set(rows.values())) > 1:
+        raise InvalidTensor(f"inputs disagree on the number of rows: {rows}")
+    return ordered
+
+
+def _describe(signature: Signature) -> str:
+    return ", ".join(f"{s.name} {oip_datatype(s.dtype)}{list(s.shape)}" for s in signature.inputs)

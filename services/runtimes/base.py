@@ -1,0 +1,55 @@
+"""The runtime interface: a small async class that loads one artifact and runs batches.
+
+Settings are passed in; batching wraps a runtime (services/gateway/batcher.py), it is not
+a subclass. `predict` takes and returns named numpy arrays with the batch in dimension 0;
+it must be safe to call `max_inflight` times concurrently.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Runtime", "RuntimeSettings", "Tensors"]
+
+Tensors = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """How to run an artifact. `device` "auto" picks CUDA when it is really usable."""
+
+    device: str = "auto"
+    intra_op_threads: int = 1
+    inter_op_threads: int = 1
+    graph_optimization: str = "all"
+    max_inflight: int = 2
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Runtime(ABC):
+    kind: str = ""
+
+    def __init__(self, folder: Path, settings: RuntimeSettings) -> None:
+        self.folder = folder
+        self.settings = settings
+
+    @abstractmethod
+    async def load(self) -> None:
+        """Open the artifact; raise if it cannot serve."""
+
+    @abstractmethod
+    async def predict(self, inputs: Tensors) -> Tensors:
+        """Run one batch."""
+
+    @abstractmethod
+    async def unload(self) -> None:
+        """Free the session and its memory."""
+
+    @abstractmethod
+    def info(self) -> dict[str, Any]:
+        """What runs it: runtime, version, device, providers, threads (for metadata)."""

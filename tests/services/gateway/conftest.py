@@ -1,0 +1,169 @@
+"""Gateway fixtures: a registry with served models, the app in process, and a real server."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import uvicorn
+
+from exporters import export
+from registry import Registry
+from services.gateway.app import create_app
+from services.gateway.settings import GatewaySettings
+from tests.fixtures import TwoInputs, make_mlp
+
+FEATURES = [f"f{i}" for i in range(6)]
+
+
+@pytest.fixture(scope="session")
+def template_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Built once per worker: mlp v1 (production) and v2, both formats; `two` (production)."""
+    home = tmp_path_factory.mktemp("gateway-template")
+    registry = Registry(home=home)
+    reference = pd.DataFrame(
+        np.random.default_rng(0).standard_normal((200, 6)).astype(np.float32), columns=FEATURES
+    )
+    for seed in (0, 1):
+        version = registry.register(
+            make_mlp(seed=seed),
+            "mlp",
+            torch.randn(8, 6),
+            feature_names=FEATURES,
+            reference=reference,
+            factory="tests.fixtures:make_mlp",
+            factory_kwargs={"seed": seed},
+        )
+        for fmt in ("onnx", "torchscript"):
+            assert export(registry, version.ref, fmt).passed
+    registry.set_alias("mlp", "production", 1, reason="fixture")
+    examples = {"numeric": torch.randn(8, 4), "counts": torch.randint(0, 5, (8, 3))}
+    two = registry.register(TwoInputs(), "two", examples, output_names=["score", "label"])
+    assert export(registry, two.ref, "onnx").passed
+    registry.set_alias("two", "production", 1, reason="fixture")
+    registry.close()
+    return home
+
+
+@pytest.fixture
+def home(template_home: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "home"
+    shutil.copytree(template_home, target)
+    return target
+
+
+@pytest.fixture
+def registry(home: Path) -> Iterator[Registry]:
+    reg = Registry(home=home)
+    yield reg
+    reg.close()
+
+
+def settings(**overrides: Any) -> GatewaySettings:
+    values: dict[str, Any] = {"poll_interval_s": 0.1, "load_retry_s": 0.0, **overrides}
+    return GatewaySettings(**values)
+
+
+class Gateway:
+    """The app in process, with its lifespan running, and an httpx client on it."""
+
+    def __init__(self, client: httpx.AsyncClient, app: Any) -> None:
+        self.client = client
+        self.app = app
+
+    @property
+    def manager(self) -> Any:
+        return self.app.state.dataplane.manager
+
+    async def infer(self, model: str, x: np.ndarray, **extra: Any) -> httpx.Response:
+        body = {
+            "inputs": [
+                {
+                    "name": "x",
+                    "shape": list(x.shape),
+                    "datatype": "FP32",
+                    "data": x.ravel().tolist(),
+                }
+            ],
+            **extra,
+        }
+        return await self.client.post(f"/v2/models/{model}/infer", json=body)
+
+
+async def open_gateway(
+    registry: Registry, client_host: str = "127.0.0.1", **overrides: Any
+) -> AsyncIterator[Gateway]:
+    app = create_app(settings(**overrides), registry=registry)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=(client_host, 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            yield Gateway(client, app)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def gateway(registry: Registry) -> AsyncIterator[Gateway]:
+    async for opened in open_gateway(registry):
+        yield opened
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LiveServer:
+    """uvicorn on a free loopback port, in a thread of this process."""
+
+    def __init__(self, registry: Registry, **overrides: Any) -> None:
+        self.port = free_port()
+        app = create_app(settings(**overrides), registry=registry)
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            access_log=False,
+            loop="asyncio",
+            lifespan="on",
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the gateway did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+@pytest.fixture
+def live(registry: Registry) -> Iterator[LiveServer]:
+    with LiveServer(registry) as server:
+        yield server

@@ -1,0 +1,66 @@
+"""Promoting a new version while clients hammer the gateway: not one request may fail."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+import httpx
+import pytest
+
+from registry import Registry
+from tests.services.gateway.conftest import LiveServer
+
+pytestmark = pytest.mark.slow
+
+BODY = {"inputs": [{"name": "x", "shape": [2, 6], "datatype": "FP32", "data": [0.25] * 12}]}
+
+
+def test_a_promotion_swaps_versions_with_zero_failed_requests(registry: Registry) -> None:
+    statuses: Counter[int] = Counter()
+    versions: list[tuple[float, str]] = []
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def client_loop(url: str) -> None:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            while not stop.is_set():
+                try:
+                    response = client.post("/v2/models/mlp/infer", json=BODY)
+                except httpx.HTTPError as exc:  # a dropped connection is a failed request too
+                    errors.append(repr(exc))
+                    continue
+                statuses[response.status_code] += 1
+                if response.status_code == 200:
+                    versions.append((time.monotonic(), response.json()["model_version"]))
+                else:
+                    errors.append(response.text)
+
+    # The default poll interval (1 s): "notices within a second or two".
+    with LiveServer(registry, poll_interval_s=1.0) as live:
+        clients = [threading.Thread(target=client_loop, args=(live.url,)) for _ in range(4)]
+        for thread in clients:
+            thread.start()
+        time.sleep(1.0)
+        promoted_at = time.monotonic()
+        registry.set_alias("mlp", "production", 2, reason="hot swap test")
+        deadline = promoted_at + 15
+        while time.monotonic() < deadline and not any(v == "2" for _, v in versions):
+            time.sleep(0.05)
+        time.sleep(1.0)  # keep the load on while the old version drains and unloads
+        stop.set()
+        for thread in clients:
+            thread.join(timeout=30)
+        index = httpx.post(f"{live.url}/v2/repository/index").json()
+
+    assert errors == []
+    assert set(statuses) == {200}
+    assert statuses[200] > 100
+    switched = [t for t, v in versions if v == "2"]
+    assert switched, "version 2 never answered"
+    first_new = min(switched)
+    # Once the new version answers, the old one never does again.
+    assert all(v == "2" for t, v in versions if t > first_new + 0.05)
+    assert first_new - promoted_at < 10
+    assert [(e["version"], e["state"]) for e in index if e["name"] == "mlp"] == [("2", "READY")]

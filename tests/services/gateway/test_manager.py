@@ -1,0 +1,111 @@
+"""Loading, swapping, reloading and unloading model versions (in process)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import gc
+import operator
+import stat
+import weakref
+
+import numpy as np
+import pytest
+
+from registry import Registry
+from tests.services.gateway.conftest import Gateway, open_gateway
+
+pytestmark = pytest.mark.anyio
+
+
+def corrupt(registry: Registry, ref: str, kind: str) -> None:
+    artifact = registry.get(ref).servable_artifact(kind)
+    assert artifact is not None
+    path = registry.store.path_of(artifact.manifest) / artifact.manifest.files[0].name
+    path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+async def wait_for(condition: object, seconds: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():  # type: ignore[operator]
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_version_that_fails_to_load_marks_only_its_model(registry: Registry) -> None:
+    corrupt(registry, "two:1", "onnx")
+    async for gateway in open_gateway(registry):
+        broken = await gateway.client.post(
+            "/v2/models/two/infer",
+            json={
+                "inputs": [
+                    {"name": "numeric", "shape": [1, 4], "datatype": "FP32", "data": [0] * 4}
+                ]
+            },
+        )
+        assert broken.status_code == 503
+        assert "failed to load" in broken.json()["error"]
+        assert "fails its checksum" in broken.json()["error"]
+        assert (await gateway.client.get("/v2/models/two/ready")).status_code == 503
+        assert (await gateway.client.get("/v2/health/ready")).status_code == 200
+        assert (await gateway.infer("mlp", np.zeros((1, 6), np.float32))).status_code == 200
+        index = (await gateway.client.post("/v2/repository/index")).json()
+        (entry,) = [e for e in index if e["name"] == "two"]
+        assert entry["state"] == "UNAVAILABLE"
+        assert "checksum" in entry["reason"]
+
+
+async def test_a_failed_swap_keeps_the_old_version_serving(registry: Registry) -> None:
+    corrupt(registry, "mlp:2", "onnx")
+    async for gateway in open_gateway(registry):
+        registry.set_alias("mlp", "production", 2, reason="broken candidate")
+        await wait_for(functools.partial(operator.contains, gateway.manager._failed, ("mlp", 2)))
+        response = await gateway.infer("mlp", np.zeros((1, 6), np.float32))
+        assert response.status_code == 200
+        assert response.json()["model_version"] == "1"
+
+
+async def test_an_alias_move_swaps_and_unloads_the_old_version(
+    gateway: Gateway, registry: Registry
+) -> None:
+    old = gateway.manager._served[("mlp", 1)]
+    session = weakref.ref(old.runtime._session)
+    registry.set_alias("mlp", "production", 2, reason="better")
+    await wait_for(lambda: gateway.manager._routes.get("mlp") == 2)
+    await wait_for(lambda: ("mlp", 1) not in gateway.manager._served)
+    assert (await gateway.infer("mlp", np.zeros((1, 6), np.float32))).json()["model_version"] == "2"
+    assert old.state == "UNLOADING"
+    assert old.runtime._session is None
+    del old
+    gc.collect()
+    assert session() is None, "the onnxruntime session must be freed on unload"
+
+
+async def test_new_serving_settings_reload_the_version(
+    gateway: Gateway, registry: Registry
+) -> None:
+    before = gateway.manager._served[("mlp", 1)]
+    registry.set_serving_config("mlp:1", {"max_batch_size": 4, "slo_ms": 900})
+    await wait_for(lambda: gateway.manager._served[("mlp", 1)] is not before)
+    metadata = (await gateway.client.get("/v2/models/mlp")).json()
+    assert metadata["parameters"]["batching"]["max_batch_size"] == 4
+    assert metadata["parameters"]["batching"]["slo_ms"] == 900
+    assert (await gateway.infer("mlp", np.zeros((9, 6), np.float32))).status_code == 200
+    stats = (await gateway.client.get("/v2/models/mlp/stats")).json()["model_stats"][0]
+    assert stats["execution_count"] == 3  # 9 rows in batches of at most 4
+
+
+async def test_an_unloaded_model_stays_unloaded_when_its_alias_moves(
+    gateway: Gateway, registry: Registry
+) -> None:
+    await gateway.client.post("/v2/repository/models/mlp/unload")
+    registry.set_alias("mlp", "production", 2, reason="while unloaded")
+    await asyncio.sleep(0.5)  # several polls
+    assert [key for key in gateway.manager._served if key[0] == "mlp"] == []
+    assert (await gateway.client.get("/v2/models/mlp/ready")).status_code == 503
+    await gateway.client.post("/v2/repository/models/mlp/load")
+    response = await gateway.infer("mlp", np.zeros((1, 6), np.float32))
+    assert response.json()["model_version"] == "2"
