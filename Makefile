@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # pytest-xdist workers: one per core; CI machines have 2.
 TEST_WORKERS ?= auto
 
-.PHONY: setup demo test lint fmt clean
+.PHONY: setup demo test lint fmt bench clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,10 @@ demo: setup
 # A real PostgreSQL server is started for the registry tests and stopped by its PID.
 test: setup
 	$(PY) -m tests.support.pgserver run -- $(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+
+# Benchmarks are not tests: they measure, side by side in one run, and assert nothing.
+bench: setup
+	$(PY) -m load_tests.bench_batching $(BENCH_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

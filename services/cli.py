@@ -16,3 +16,7 @@ _COMMANDS = (cli_registry, cli_serve)
 def main() -> None:
     """Console entry point (`mlgate`)."""
     app(prog_name="mlgate")
+
+
+if __name__ == "__main__":  # `python -m services.cli`, as the demo starts the gateway
+    main()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from services.cli_common import JsonOption, app, emit_json, err, out, progress, reports_errors
 
@@ -18,20 +19,50 @@ def demo(
     rows: Annotated[int, typer.Option(min=100, help="Rows of generated training data.")] = 20_000,
     seed: Annotated[int, typer.Option(help="Seed for data and training.")] = 7,
     name: Annotated[str, typer.Option(help="Model name.")] = "credit-risk",
+    requests: Annotated[int, typer.Option(min=0, help="Requests to send (0: no traffic).")] = 2000,
+    concurrency: Annotated[int, typer.Option(min=1, help="Concurrent clients.")] = 16,
     as_json: JsonOption = False,
 ) -> None:
-    """Train the credit-risk example, register it, export it through the gate, promote it."""
-    from services.demo import run_demo
+    """Train, register, export through the gate, promote, then serve and send traffic."""
+    from services.demo import demo_traffic, run_demo
     from services.render import lineage_tree
 
-    registry = ctx.obj.registry()
+    state = ctx.obj
+    registry = state.registry()
     with progress("demo") as step:
         outcome = run_demo(registry, rows=rows, seed=seed, name=name, progress=step, log=err.print)
+    if not as_json:
+        out.print(lineage_tree(registry.lineage(outcome["ref"]), registry.alias_history(name)))
+    if requests:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as bar:
+            task = bar.add_task(f"{requests} requests, {concurrency} at a time", total=requests)
+            outcome["traffic"] = demo_traffic(
+                state.home,
+                state.registry_url,
+                name,
+                requests=requests,
+                concurrency=concurrency,
+                seed=seed,
+                advance=lambda: bar.advance(task),
+            )
     if as_json:
         emit_json(outcome)
         return
-    lineage = registry.lineage(outcome["ref"])
-    out.print(lineage_tree(lineage, registry.alias_history(name)))
+    if requests:
+        traffic = outcome["traffic"]
+        out.print(
+            f"served {traffic['requests']} requests ({traffic['concurrency']} concurrent clients): "
+            f"p50 {traffic['p50_ms']:.2f} ms, p99 {traffic['p99_ms']:.2f} ms, "
+            f"{traffic['throughput_rps']:.0f} req/s, mean batch size {traffic['mean_batch_size']}, "
+            f"statuses {traffic['statuses']}"
+        )
     out.print(
         f"[bold green]{outcome['ref']}[/] is {name}@production · took {outcome['seconds']:.1f}s"
     )

@@ -2,8 +2,8 @@
 
 The registry and the model manager are created when the app starts (the lifespan), so
 building the app reads no database and loads no model; stopping it unloads every model.
-Every error, from a route, from FastAPI or unexpected, goes through one handler into the
-`{"error": "..."}` envelope.
+Every error a route raises becomes the `{"error": "..."}` envelope in one place
+(`rest.error_response`); the router's own 404/405 use the same envelope.
 """
 
 from __future__ import annotations
@@ -13,16 +13,12 @@ from contextlib import asynccontextmanager
 
 import orjson
 from fastapi import FastAPI, Request, Response
-from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from registry.errors import MlgateError
 from registry.store import Registry
 from services.gateway.dataplane import DataPlane
-from services.gateway.errors import error_body
 from services.gateway.manager import ModelManager
-from services.gateway.rest import ClientGone, build_router
+from services.gateway.rest import build_routes
 from services.gateway.settings import GatewaySettings
 
 __all__ = ["create_app"]
@@ -53,61 +49,21 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        openapi_url=None,
+        # mlgate exports its own Prometheus metrics; FastAPI's built-in OpenTelemetry
+        # spans and metrics would cost every request without anyone reading them.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
-    app.include_router(build_router(settings))
+    app.router.routes.extend(build_routes(settings))
 
-    async def handle(_request: Request, exc: Exception) -> Response:
-        if isinstance(exc, ClientGone):
-            return Response(status_code=499)
-        headers: dict[str, str] = {}
-        if isinstance(exc, HTTPException):
-            status, message = exc.status_code, str(exc.detail)
-        elif isinstance(exc, RequestValidationError):
-            status, message = 400, f"invalid request: {exc.errors()}"
-        else:
-            status, message, headers = error_body(exc)
+    async def unmatched(_request: Request, exc: Exception) -> Response:
+        """404 and 405 from the router, in the same envelope as everything else."""
+        assert isinstance(exc, HTTPException)
         return Response(
-            orjson.dumps({"error": message}),
-            status_code=status,
-            headers=headers,
+            orjson.dumps({"error": f"{exc.detail}: no such route or method"}),
+            status_code=exc.status_code,
             media_type="application/json",
         )
 
-    for kind in (MlgateError, ClientGone, HTTPException, RequestValidationError):
-        app.add_exception_handler(kind, handle)
-    # Not add_exception_handler(Exception): Starlette sends that response and then re-raises,
-    # and the server drops the client's keep-alive connection.
-    app.add_middleware(_Unexpected)
+    app.add_exception_handler(HTTPException, unmatched)
     return app
-
-
-class _Unexpected:
-    """Turns an unexpected exception into the envelope (500) and keeps the connection."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def tracked(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracked)
-        except Exception as exc:
-            if started:
-                raise
-            status, message, headers = error_body(exc)
-            response = Response(
-                orjson.dumps({"error": message}),
-                status_code=status,
-                headers=headers,
-                media_type="application/json",
-            )
-            await response(scope, receive, send)

@@ -29,6 +29,7 @@ class Deployment(BaseModel):
     slo_ms: float = Field(gt=0, le=3_600_000)
     max_queue: int = Field(gt=0)
     max_inflight: int = Field(gt=0, le=64)
+    inline_max_ms: float = Field(ge=0, le=10)
     runtime: Literal["auto", "onnx", "torchscript"]
     device: Literal["auto", "cpu", "cuda"]
     intra_op_threads: int = Field(gt=0, le=256)
@@ -49,6 +50,7 @@ class Deployment(BaseModel):
             slo_ms=self.slo_ms,
             max_queue=max(self.max_queue, self.max_batch_size),
             max_inflight=self.max_inflight,
+            inline_max_ms=self.inline_max_ms,
         )
 
     def runtime_settings(self) -> RuntimeSettings:
@@ -84,6 +86,7 @@ _PLACEHOLDER: dict[str, Any] = {
     "slo_ms": 1.0,
     "max_queue": 1,
     "max_inflight": 1,
+    "inline_max_ms": 0.0,
     "runtime": "auto",
     "device": "auto",
     "intra_op_threads": 1,

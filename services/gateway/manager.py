@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Iterator, Mapping
@@ -52,6 +53,7 @@ class ModelManager:
         self._disabled: set[str] = set()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._changed = False
         self.synced = False
 
     # ---------------------------------------------------------------- lifecycle
@@ -59,6 +61,19 @@ class ModelManager:
     async def start(self) -> None:
         await self.sync()
         self._task = asyncio.get_running_loop().create_task(self._poll())
+
+    def _settle_memory(self) -> None:
+        """Collect once, then freeze what is alive now out of the garbage collector's sight.
+
+        NOTE: this process holds ~275k long-lived objects (torch, onnx, the models). A full
+        collection walks all of them while holding the GIL, and every batch that needs the
+        GIL to return its outputs waits: measured here as 150 ms stalls, 1 in 100 batches.
+        Frozen objects are still freed by reference counting; only cycles among them wait
+        for the next settle, which runs after every load and unload.
+        """
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -174,6 +189,9 @@ class ModelManager:
             for name in list(self._routes):
                 if name not in wanted:
                     del self._routes[name]
+            if self._changed:
+                self._settle_memory()
+                self._changed = False
             self.synced = True
 
     def _recently_failed(self, key: Key) -> bool:
@@ -223,7 +241,9 @@ class ModelManager:
                     output_names=record.signature.output_names,
                 )
             await runtime.load()
-            batcher = AdaptiveBatcher(runtime.predict, deployment.batch_settings())
+            batcher = AdaptiveBatcher(
+                runtime.predict, deployment.batch_settings(), run_inline=runtime.run_inline
+            )
             await warm_up(runtime, batcher, examples)
         except Exception as exc:  # noqa: BLE001 - any load failure is recorded, never fatal
             reason = str(exc) if isinstance(exc, MlgateError) else f"{type(exc).__name__}: {exc}"
@@ -247,6 +267,7 @@ class ModelManager:
             stamps.get(key),
         )
         self._served[key] = served  # replaces an older copy of the same version in one step
+        self._changed = True
         log.info("loaded %s (%s, %s)", ref, kind, runtime.info().get("device"))
         return served
 
@@ -268,6 +289,7 @@ class ModelManager:
             await asyncio.wait_for(served.batcher.drained(), self.settings.drain_timeout_s)
         await served.runtime.unload()
         self._served.pop(key, None)
+        self._changed = True
         log.info("unloaded %s:%s", *key)
 
     # ---------------------------------------------------------------- repository API
@@ -298,6 +320,7 @@ class ModelManager:
                 )
             if name not in self._routes or self._routes[name] == version:
                 self._routes[name] = version
+            self._settle_memory()
             return fresh
 
     async def _reload(
@@ -336,6 +359,7 @@ class ModelManager:
                 if key[0] == name:
                     await self._retire(served)
             self._routes.pop(name, None)
+            self._settle_memory()
 
     async def index(self, ready_only: bool) -> list[dict[str, Any]]:
         summaries = await asyncio.to_thread(self.registry.models)

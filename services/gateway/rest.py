@@ -8,23 +8,26 @@ disconnects, so their queued rows never cost compute.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import orjson
-from fastapi import APIRouter, Request, Response
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from registry.errors import BadRequest
 from registry.names import check_model_name
 from services.gateway.auth import check_admin, check_api_key
 from services.gateway.codec import HEADER_LENGTH, decode_request, encode_response
 from services.gateway.dataplane import DataPlane
-from services.gateway.errors import InvalidTensor, ModelNotReady, PayloadTooLarge, Unavailable
+from services.gateway.errors import InvalidTensor, PayloadTooLarge, Unavailable, error_body
 from services.gateway.settings import GatewaySettings
 
-__all__ = ["ClientGone", "build_router"]
+__all__ = ["ClientGone", "build_routes", "error_response"]
 
 T = TypeVar("T")
 DEADLINE_HEADER = "x-request-deadline"  # absolute Unix time in seconds, from an upstream caller
@@ -38,8 +41,36 @@ def json_response(data: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(data), status_code=status, media_type="application/json")
 
 
-def build_router(settings: GatewaySettings) -> APIRouter:
-    router = APIRouter()
+def error_response(exc: BaseException) -> Response:
+    """The one place any error becomes `{"error": "..."}` with its status."""
+    if isinstance(exc, ClientGone):
+        return Response(status_code=499)  # nobody reads it; nginx's "client closed request"
+    status, message, headers = error_body(exc)
+    return Response(
+        orjson.dumps({"error": message}),
+        status_code=status,
+        headers=headers,
+        media_type="application/json",
+    )
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _guarded(endpoint: Endpoint) -> Endpoint:
+    @functools.wraps(endpoint)
+    async def run(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except Exception as exc:  # noqa: BLE001 - every error leaves as the envelope
+            return error_response(exc)
+
+    return run
+
+
+def build_routes(settings: GatewaySettings) -> list[Route]:
+    """Plain Starlette routes: FastAPI's dependency solving costs more per request than the
+    rest of the gateway's Python, and these endpoints need none of it."""
 
     def plane(request: Request) -> DataPlane:
         dataplane: DataPlane = request.app.state.dataplane
@@ -54,94 +85,97 @@ def build_router(settings: GatewaySettings) -> APIRouter:
         check_admin(request.headers, client, settings.admin_token)
         return plane(request)
 
-    @router.get("/v2")
+    def target(request: Request) -> tuple[str, int | None]:
+        params = request.path_params
+        return _name(params["name"]), _version(params.get("version"))
+
     async def server_metadata(request: Request) -> Response:
         return json_response(plane(request).server_metadata())
 
-    @router.get("/v2/health/live")
     async def live(request: Request) -> Response:
         return json_response({"live": plane(request).live()})
 
-    @router.get("/v2/health/ready")
     async def ready(request: Request) -> Response:
         if not plane(request).ready():
             raise Unavailable("the gateway is still loading its models")
         return json_response({"ready": True})
 
-    @router.get("/v2/models/{name}")
-    @router.get("/v2/models/{name}/versions/{version}")
-    async def model_metadata(request: Request, name: str, version: str | None = None) -> Response:
-        return json_response(user(request).model_metadata(_name(name), _version(version)))
+    async def model_metadata(request: Request) -> Response:
+        return json_response(user(request).model_metadata(*target(request)))
 
-    @router.get("/v2/models/{name}/ready")
-    @router.get("/v2/models/{name}/versions/{version}/ready")
-    async def model_ready(request: Request, name: str, version: str | None = None) -> Response:
+    async def model_ready(request: Request) -> Response:
         dataplane = user(request)
-        if not dataplane.model_ready(_name(name), _version(version)):
-            dataplane.manager.require(name, _version(version))
-            raise ModelNotReady(f"model {name} is not ready")
+        name, version = target(request)
+        dataplane.manager.require(name, version)  # 404 or 503 if not ready
         return json_response({"name": name, "ready": True})
 
-    @router.get("/v2/models/{name}/stats")
-    @router.get("/v2/models/{name}/versions/{version}/stats")
-    async def model_stats(request: Request, name: str, version: str | None = None) -> Response:
-        return json_response(user(request).model_stats(_name(name), _version(version)))
+    async def model_stats(request: Request) -> Response:
+        return json_response(user(request).model_stats(*target(request)))
 
-    @router.post("/v2/models/{name}/infer")
-    @router.post("/v2/models/{name}/versions/{version}/infer")
-    async def infer(request: Request, name: str, version: str | None = None) -> Response:
+    async def infer(request: Request) -> Response:
         dataplane = user(request)
-        dataplane.manager.require(_name(name), _version(version))  # 404/503 before the body
+        name, version = target(request)
+        dataplane.manager.require(name, version)  # 404/503 before reading the body
         body = await read_body(request, settings.max_body_bytes)
         decoded = decode_request(body, request.headers.get(HEADER_LENGTH))
         deadline = _header_deadline(request.headers.get(DEADLINE_HEADER))
         result = await until_disconnect(
-            request,
-            lambda: dataplane.infer(_name(name), _version(version), decoded, deadline=deadline),
+            request, dataplane.infer(name, version, decoded, deadline=deadline)
         )
         content, headers = encode_response(
             result.model, result.version, result.outputs, result.binary, result.request_id
         )
         return Response(content, headers=headers)
 
-    @router.post("/v1/models/{name}:predict")
-    async def predict_v1(request: Request, name: str) -> Response:
+    async def predict_v1(request: Request) -> Response:
         dataplane = user(request)
-        dataplane.manager.require(_name(name), None)
+        name, _ = target(request)
+        dataplane.manager.require(name, None)
         body = await read_body(request, settings.max_body_bytes)
         try:
             document = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise InvalidTensor(f"the request body is not valid JSON: {exc}") from None
-        result = await until_disconnect(
-            request, lambda: dataplane.predict_v1(_name(name), document)
-        )
-        return json_response(result)
+        return json_response(await until_disconnect(request, dataplane.predict_v1(name, document)))
 
-    @router.post("/v2/repository/index")
     async def repository_index(request: Request) -> Response:
         dataplane = admin(request)
         options = _json_object(await read_body(request, settings.max_body_bytes))
         return json_response(await dataplane.repository_index(bool(options.get("ready", False))))
 
-    @router.post("/v2/repository/models/{name}/load")
-    async def load(request: Request, name: str) -> Response:
+    async def load(request: Request) -> Response:
         dataplane = admin(request)
         options = _json_object(await read_body(request, settings.max_body_bytes))
         parameters = options.get("parameters")
         parameters = {} if parameters is None else parameters
         if not isinstance(parameters, dict):
             raise BadRequest("load 'parameters' must be a JSON object")
-        await dataplane.load(_name(name), parameters)
+        await dataplane.load(target(request)[0], parameters)
         return json_response({})
 
-    @router.post("/v2/repository/models/{name}/unload")
-    async def unload(request: Request, name: str) -> Response:
+    async def unload(request: Request) -> Response:
         dataplane = admin(request)
-        await dataplane.unload(_name(name))
+        await dataplane.unload(target(request)[0])
         return json_response({})
 
-    return router
+    table: list[tuple[str, Endpoint, str]] = [
+        ("/v2", server_metadata, "GET"),
+        ("/v2/health/live", live, "GET"),
+        ("/v2/health/ready", ready, "GET"),
+        ("/v2/models/{name}", model_metadata, "GET"),
+        ("/v2/models/{name}/versions/{version}", model_metadata, "GET"),
+        ("/v2/models/{name}/ready", model_ready, "GET"),
+        ("/v2/models/{name}/versions/{version}/ready", model_ready, "GET"),
+        ("/v2/models/{name}/stats", model_stats, "GET"),
+        ("/v2/models/{name}/versions/{version}/stats", model_stats, "GET"),
+        ("/v2/models/{name}/infer", infer, "POST"),
+        ("/v2/models/{name}/versions/{version}/infer", infer, "POST"),
+        ("/v1/models/{name}:predict", predict_v1, "POST"),
+        ("/v2/repository/index", repository_index, "POST"),
+        ("/v2/repository/models/{name}/load", load, "POST"),
+        ("/v2/repository/models/{name}/unload", unload, "POST"),
+    ]
+    return [Route(path, _guarded(endpoint), methods=[method]) for path, endpoint, method in table]
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -171,18 +205,44 @@ async def read_body(request: Request, limit: int) -> bytes:
     return inflated
 
 
-async def until_disconnect(request: Request, work: Callable[[], Awaitable[T]]) -> T:
-    """Run `work`, cancelling it if the client disconnects first."""
-    task = asyncio.ensure_future(work())
-    watcher = asyncio.ensure_future(_disconnected(request))
+# Requests that finish sooner than this never start a watcher (most of them, at low load):
+# a timer costs far less than a task, and a client cannot usefully leave in 2 ms anyway.
+WATCH_AFTER_S = 0.002
+
+
+async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
+    """Await `work`, cancelling it (with ClientGone) if the client disconnects first.
+
+    If the work lasts longer than WATCH_AFTER_S, a watcher task waits for the ASGI
+    disconnect message and cancels the request's own task, whose queued rows are then
+    dropped by the batcher.
+    """
+    handler = asyncio.current_task()
+    assert handler is not None
+    gone = False
+    watcher: asyncio.Future[None] | None = None
+
+    async def watch() -> None:
+        nonlocal gone
+        await _disconnected(request)
+        gone = True
+        handler.cancel()
+
+    def start_watching() -> None:
+        nonlocal watcher
+        watcher = asyncio.ensure_future(watch())
+
+    timer = asyncio.get_running_loop().call_later(WATCH_AFTER_S, start_watching)
     try:
-        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        return await work
+    except asyncio.CancelledError:
+        if gone:
+            raise ClientGone() from None
+        raise
     finally:
-        watcher.cancel()
-    if task in done:
-        return task.result()
-    task.cancel()
-    raise ClientGone()
+        timer.cancel()
+        if watcher is not None:
+            watcher.cancel()
 
 
 async def _disconnected(request: Request) -> None:

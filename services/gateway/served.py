@@ -113,6 +113,5 @@ async def warm_up(
         batch = {n: np.resize(a, (rows, *a.shape[1:])) for n, a in examples.items()}
         await runtime.predict(batch)
         for _ in range(_WARM_UP_RUNS):
-            started = time.perf_counter()
-            await runtime.predict(batch)
-            batcher.cost.observe(rows, time.perf_counter() - started)
+            _, seconds = await runtime.predict(batch)
+            batcher.cost.observe(rows, seconds)

@@ -50,6 +50,9 @@ class GatewaySettings(BaseSettings):
     """`MLGATE_MAX_QUEUE`: default queue bound, in rows (429 beyond)."""
     max_inflight: int = Field(default=2, gt=0)
     """`MLGATE_MAX_INFLIGHT`: default batches running at once per version."""
+    inline_max_ms: float = Field(default=0.1, ge=0, le=10)
+    """`MLGATE_INLINE_MAX_MS`: batches predicted to compute faster than this run on the event
+    loop itself, because handing them to a worker thread and back costs more (0: never)."""
     runtime: str = "auto"
     """`MLGATE_RUNTIME`: onnx, torchscript, or auto (onnx when it passed the gate)."""
     device: str = "auto"

@@ -1,8 +1,8 @@
 """The runtime interface: a small async class that loads one artifact and runs batches.
 
 Settings are passed in; batching wraps a runtime (services/gateway/batcher.py), it is not
-a subclass. `predict` takes and returns named numpy arrays with the batch in dimension 0;
-it must be safe to call `max_inflight` times concurrently.
+a subclass. `predict` takes named numpy arrays with the batch in dimension 0 and returns the
+outputs with the compute time; it must be safe to call `max_inflight` times concurrently.
 """
 
 from __future__ import annotations
@@ -10,13 +10,20 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["Runtime", "RuntimeSettings", "Tensors"]
+__all__ = ["Prediction", "Runtime", "RuntimeSettings", "Tensors"]
 
 Tensors = dict[str, np.ndarray]
+
+
+class Prediction(NamedTuple):
+    outputs: Tensors
+    compute_s: float
+    """Seconds the runtime itself spent, measured on its worker thread: what the batch cost
+    model fits, free of the time the event loop took to notice the result."""
 
 
 @dataclass(frozen=True)
@@ -43,8 +50,12 @@ class Runtime(ABC):
         """Open the artifact; raise if it cannot serve."""
 
     @abstractmethod
-    async def predict(self, inputs: Tensors) -> Tensors:
+    async def predict(self, inputs: Tensors) -> Prediction:
         """Run one batch."""
+
+    @abstractmethod
+    def run_inline(self, inputs: Tensors) -> Prediction:
+        """Run one batch on the calling thread (for batches cheaper than a thread hop)."""
 
     @abstractmethod
     async def unload(self) -> None:

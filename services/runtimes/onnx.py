@@ -12,13 +12,14 @@ batch runs on a worker thread of this runtime's own pool (onnxruntime releases t
 from __future__ import annotations
 
 import asyncio
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
-from services.runtimes.base import Runtime, Tensors
+from services.runtimes.base import Prediction, Runtime, Tensors
 
 __all__ = ["OnnxRuntime", "cuda_available"]
 
@@ -83,27 +84,36 @@ class OnnxRuntime(Runtime):
         self._session = session
         self._pool = ThreadPoolExecutor(settings.max_inflight, thread_name_prefix="mlgate-ort")
 
-    async def predict(self, inputs: Tensors) -> Tensors:
+    async def predict(self, inputs: Tensors) -> Prediction:
         if self._session is None or self._pool is None:
             raise RuntimeError("the onnxruntime session is not loaded")
         loop = asyncio.get_running_loop()
         run = self._run_bound if self._use_cuda else self._run
         return await loop.run_in_executor(self._pool, run, inputs)
 
-    def _run(self, inputs: Tensors) -> Tensors:
-        assert self._session is not None
-        results = self._session.run(self._output_names, inputs)
-        return dict(zip(self._output_names, results, strict=True))
+    def run_inline(self, inputs: Tensors) -> Prediction:
+        if self._session is None:
+            raise RuntimeError("the onnxruntime session is not loaded")
+        return self._run_bound(inputs) if self._use_cuda else self._run(inputs)
 
-    def _run_bound(self, inputs: Tensors) -> Tensors:
+    def _run(self, inputs: Tensors) -> Prediction:
         assert self._session is not None
+        started = time.perf_counter()
+        results = self._session.run(self._output_names, inputs)
+        elapsed = time.perf_counter() - started
+        return Prediction(dict(zip(self._output_names, results, strict=True)), elapsed)
+
+    def _run_bound(self, inputs: Tensors) -> Prediction:
+        assert self._session is not None
+        started = time.perf_counter()
         binding = self._session.io_binding()
         for name, array in inputs.items():
             binding.bind_cpu_input(name, np.ascontiguousarray(array))
         for name in self._output_names:
             binding.bind_output(name, "cuda", 0)
         self._session.run_with_iobinding(binding)
-        return dict(zip(self._output_names, binding.copy_outputs_to_cpu(), strict=True))
+        outputs = dict(zip(self._output_names, binding.copy_outputs_to_cpu(), strict=True))
+        return Prediction(outputs, time.perf_counter() - started)
 
     async def unload(self) -> None:
         if self._pool is not None:

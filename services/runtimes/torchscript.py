@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -11,7 +12,7 @@ import torch
 
 from exporters.runners import load_torchscript
 from registry.signature import flatten_outputs
-from services.runtimes.base import Runtime, Tensors
+from services.runtimes.base import Prediction, Runtime, Tensors
 
 __all__ = ["TorchScriptRuntime"]
 
@@ -43,13 +44,19 @@ class TorchScriptRuntime(Runtime):
         self._module = module.to(self._device)
         self._pool = ThreadPoolExecutor(self.settings.max_inflight, thread_name_prefix="mlgate-ts")
 
-    async def predict(self, inputs: Tensors) -> Tensors:
+    async def predict(self, inputs: Tensors) -> Prediction:
         if self._module is None or self._pool is None:
             raise RuntimeError("the TorchScript module is not loaded")
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._run, inputs)
 
-    def _run(self, inputs: Tensors) -> Tensors:
+    def run_inline(self, inputs: Tensors) -> Prediction:
+        if self._module is None:
+            raise RuntimeError("the TorchScript module is not loaded")
+        return self._run(inputs)
+
+    def _run(self, inputs: Tensors) -> Prediction:
         assert self._module is not None
+        started = time.perf_counter()
         args = [
             torch.from_numpy(np.ascontiguousarray(inputs[n])).to(self._device)
             for n in self._input_names
@@ -62,7 +69,8 @@ class TorchScriptRuntime(Runtime):
             outputs = type(outputs)(o.cpu() for o in outputs)
         elif isinstance(outputs, dict):
             outputs = {k: v.cpu() for k, v in outputs.items()}
-        return flatten_outputs(outputs, self._output_names)
+        named = flatten_outputs(outputs, self._output_names)
+        return Prediction(named, time.perf_counter() - started)
 
     async def unload(self) -> None:
         if self._pool is not None:

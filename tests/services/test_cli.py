@@ -245,3 +245,24 @@ def test_register_an_onnx_file(mlgate: Run, tmp_path: Path) -> None:
     shown = json.loads(mlgate("show", "fromfile", "--json").stdout)
     assert shown["source_format"] == "onnx"
     assert shown["signature"]["feature_names"] == {"x": FEATURES}
+
+
+def test_promote_stores_serving_settings(
+    mlgate: Run, files: dict[str, Path], tmp_path: Path
+) -> None:
+    from registry import Registry
+
+    _register(mlgate, files)
+    mlgate("export", "churn:1")
+    mlgate(
+        "promote", "churn", "1", "--reason", "launch", "--max-batch-size", "16", "--slo-ms", "80"
+    )
+    registry = Registry(home=tmp_path / "home")
+    assert registry.serving_config("churn:1") == {"max_batch_size": 16, "slo_ms": 80.0}
+    updated = mlgate("promote", "churn", "1", "--reason", "tune", "--max-queue-delay-ms", "1")
+    assert "serving settings updated" in updated.stdout
+    assert registry.serving_config("churn:1")["max_queue_delay_ms"] == 1.0
+    assert len(registry.alias_history("churn")) == 1  # the alias did not move
+    bad = mlgate("promote", "churn", "1", "--reason", "x", "--runtime", "tensorrt", code=1)
+    assert "runtime" in bad.stderr
+    registry.close()

@@ -11,7 +11,21 @@ from services.cli import app
 
 def test_the_demo_runs_the_loop_so_far(tmp_path: Path) -> None:
     runner = CliRunner()
-    result = runner.invoke(app, ["--home", str(tmp_path), "demo", "--rows", "3000", "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "--home",
+            str(tmp_path),
+            "demo",
+            "--rows",
+            "3000",
+            "--requests",
+            "60",
+            "--concurrency",
+            "4",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, (result.stdout, result.stderr)
     outcome = json.loads(result.stdout)
     assert outcome["ref"] == "credit-risk:1"
@@ -19,6 +33,12 @@ def test_the_demo_runs_the_loop_so_far(tmp_path: Path) -> None:
     assert outcome["exports"]["torchscript"]["status"] == "passed"
     assert outcome["promoted"] == {"alias": "production", "from": None, "to": 1}
     assert 0.6 < outcome["metrics"]["auc"] < 1.0
+    traffic = outcome["traffic"]
+    assert traffic["statuses"] == {"200": 60}
+    assert traffic["requests"] == 60
+    assert traffic["p50_ms"] > 0
+    assert traffic["p99_ms"] >= traffic["p50_ms"]
+    assert traffic["mean_batch_size"] >= 1
 
     registry = Registry(home=tmp_path)
     production = registry.get("credit-risk@production")
@@ -29,7 +49,9 @@ def test_the_demo_runs_the_loop_so_far(tmp_path: Path) -> None:
         "generated://examples.credit_risk"
     )
 
-    again = runner.invoke(app, ["--home", str(tmp_path), "demo", "--rows", "3000"])
+    again = runner.invoke(
+        app, ["--home", str(tmp_path), "demo", "--rows", "3000", "--requests", "0"]
+    )
     assert again.exit_code == 0, again.stderr
     assert "credit-risk:2 is credit-risk@production" in again.stdout
     assert "production: 1 → 2" in again.stdout

@@ -17,6 +17,7 @@ from services.gateway.errors import (
     Overloaded,
     QueueFull,
 )
+from services.runtimes.base import Prediction
 
 pytestmark = pytest.mark.anyio
 
@@ -35,7 +36,7 @@ class Runtime:
         self.running = 0
         self.most_running = 0
 
-    async def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    async def __call__(self, inputs: dict[str, np.ndarray]) -> Prediction:
         x = inputs["x"]
         self.batches.append(len(x))
         self.running += 1
@@ -45,7 +46,7 @@ class Runtime:
                 await self.gate.wait()
             if (x == -1).any():
                 raise ValueError("the model cannot take -1")
-            return {"y": x * 2}
+            return Prediction({"y": x * 2}, 0.001 * len(x))
         finally:
             self.running -= 1
 
@@ -289,3 +290,36 @@ def test_holding_is_bounded_by_the_delay_cap_the_slo_and_worth() -> None:
     assert bound == "slo"
     # Rows arrive too slowly to add one within the window: waiting gains nothing.
     assert held(settings, rate=10, cost=cheap) == (None, "no_gain")
+
+
+async def test_batches_cheaper_than_a_thread_hop_run_inline() -> None:
+    runtime = Runtime()
+    inline_calls: list[int] = []
+
+    def inline(inputs: dict[str, np.ndarray]) -> Prediction:
+        inline_calls.append(len(inputs["x"]))
+        return Prediction({"y": inputs["x"] * 2}, 0.00001)
+
+    batcher = AdaptiveBatcher(runtime, BatchSettings(inline_max_ms=5), run_inline=inline)
+    first = await batcher.submit(rows(1))  # nothing known yet: the threaded path
+    batcher.cost.observe(1, 0.00001)
+    second = await batcher.submit(rows(2))
+    assert runtime.batches == [1]
+    assert inline_calls == [2]
+    assert first["y"].shape == (1, 3)
+    assert second["y"].tolist() == [[2.0] * 3] * 2
+    batcher.cost.observe(1, 0.5)  # now it looks expensive: back to the worker threads
+    await batcher.submit(rows(1))
+    assert runtime.batches == [1, 1]
+
+
+async def test_an_inline_failure_is_isolated_like_any_other() -> None:
+    runtime = Runtime()
+
+    def inline(inputs: dict[str, np.ndarray]) -> Prediction:
+        raise ValueError("inline path broke")
+
+    batcher = AdaptiveBatcher(runtime, BatchSettings(inline_max_ms=1), run_inline=inline)
+    batcher.cost.observe(1, 0.00001)
+    result = await batcher.submit(rows(1))
+    assert result["y"].tolist() == [[2.0] * 3]  # rerun alone on the threaded path

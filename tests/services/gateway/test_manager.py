@@ -109,3 +109,7 @@ async def test_an_unloaded_model_stays_unloaded_when_its_alias_moves(
     await gateway.client.post("/v2/repository/models/mlp/load")
     response = await gateway.infer("mlp", np.zeros((1, 6), np.float32))
     assert response.json()["model_version"] == "2"
+
+
+async def test_loading_freezes_long_lived_objects_out_of_the_collector(gateway: Gateway) -> None:
+    assert gc.get_freeze_count() > 10_000

@@ -1,0 +1,1 @@
+"""Load generators and benchmark scripts. They reach the gateway only over HTTP."""
