@@ -393,3 +393,28 @@ async def test_stats_report_batches(gateway: Gateway) -> None:
     assert stats["execution_count"] == 3
     assert stats["batch_reasons"] == {"idle": 3}
     assert stats["cost_model"]["fixed_ms"] > 0
+
+
+async def test_a_streamed_body_over_the_limit_is_413(registry: Registry) -> None:
+    async for gateway in open_gateway(registry, max_body_bytes=1024):
+
+        async def chunks() -> Any:
+            for _ in range(10):
+                yield b"x" * 200
+
+        response = await gateway.client.post("/v2/models/mlp/infer", content=chunks())
+        assert response.status_code == 413
+        assert "exceeds the 1024-byte limit" in response.json()["error"]
+
+
+async def test_loading_a_served_version_with_new_settings_reloads_it(gateway: Gateway) -> None:
+    before = gateway.manager._served[("mlp", 1)]
+    response = await gateway.client.post(
+        "/v2/repository/models/mlp/load", json={"parameters": {"version": 1, "max_batch_size": 4}}
+    )
+    assert response.status_code == 200, response.text
+    assert gateway.manager._served[("mlp", 1)] is not before
+    assert before.runtime._session is None  # the replaced copy was unloaded
+    metadata = (await gateway.client.get("/v2/models/mlp")).json()
+    assert metadata["parameters"]["batching"]["max_batch_size"] == 4
+    assert (await gateway.infer("mlp", rows(9))).status_code == 200
