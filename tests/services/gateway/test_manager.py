@@ -11,6 +11,7 @@ import weakref
 
 import numpy as np
 import pytest
+import torch
 
 from registry import Registry
 from tests.services.gateway.conftest import Gateway, open_gateway
@@ -113,3 +114,24 @@ async def test_an_unloaded_model_stays_unloaded_when_its_alias_moves(
 
 async def test_loading_freezes_long_lived_objects_out_of_the_collector(gateway: Gateway) -> None:
     assert gc.get_freeze_count() > 10_000
+
+
+async def test_only_versions_that_passed_the_gate_can_be_loaded(
+    gateway: Gateway, registry: Registry
+) -> None:
+    from exporters import export
+    from tests.fixtures import DataDependentBranch
+
+    version = registry.register(
+        DataDependentBranch(),
+        "branchy",
+        torch.rand(8, 4),
+        factory="tests.fixtures:DataDependentBranch",
+    )
+    assert not export(registry, version.ref, "torchscript", method="trace").passed
+    response = await gateway.client.post(
+        "/v2/repository/models/branchy/load", json={"parameters": {"version": 1}}
+    )
+    assert response.status_code == 503
+    assert "no artifact that passed the parity gate" in response.json()["error"]
+    assert (await gateway.client.get("/v2/models/branchy/ready")).status_code == 503
