@@ -60,9 +60,16 @@ def demo(
         out.print(
             f"served {traffic['requests']} requests ({traffic['concurrency']} concurrent clients): "
             f"p50 {traffic['p50_ms']:.2f} ms, p99 {traffic['p99_ms']:.2f} ms, "
-            f"{traffic['throughput_rps']:.0f} req/s, mean batch size {traffic['mean_batch_size']}, "
+            f"{traffic['throughput_rps']:.0f} req/s, mean batch size {traffic['mean_batch_size']} "
+            f"(batches by dispatch reason: {traffic['batch_reasons']}), "
             f"statuses {traffic['statuses']}"
         )
+        if traffic["mean_batch_size"] == 1.0:
+            out.print(
+                "  every request ran at once: this model computes faster than a hop to a "
+                "worker thread, so nothing was worth waiting for (see docs/gateway.md; "
+                "`make bench` shows batching on a compute-bound model)"
+            )
     out.print(
         f"[bold green]{outcome['ref']}[/] is {name}@production · took {outcome['seconds']:.1f}s"
     )
