@@ -74,6 +74,7 @@ class ModelManager:
         gc.unfreeze()
         gc.collect()
         gc.freeze()
+        self._changed = False
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -191,7 +192,6 @@ class ModelManager:
                     del self._routes[name]
             if self._changed:
                 self._settle_memory()
-                self._changed = False
             self.synced = True
 
     def _recently_failed(self, key: Key) -> bool:
@@ -214,14 +214,13 @@ class ModelManager:
         self._loading.add(key)
         runtime: Runtime | None = None
         try:
+            stored = await asyncio.to_thread(self.registry.serving_config, ref)
             if overrides:
-                stored = await asyncio.to_thread(self.registry.serving_config, ref)
-                await asyncio.to_thread(
+                stored = await asyncio.to_thread(
                     self.registry.set_serving_config, ref, {**stored, **overrides}
                 )
             record = await asyncio.to_thread(self.registry.get, ref)
             stamps = await asyncio.to_thread(self.registry.serving_config_stamps, [name])
-            stored = await asyncio.to_thread(self.registry.serving_config, ref)
             deployment = Deployment.resolve(self.settings, stored)
             kind = _choose(deployment.runtime, record.servable_formats, ref)
             _, artifact, folder = await asyncio.to_thread(self.registry.open_servable, ref, kind)
@@ -272,8 +271,11 @@ class ModelManager:
         return served
 
     async def _retire(self, served: Served) -> None:
+        """Unload a version once no request holds it. A replaced copy (same version, new
+        settings) is retired the same way, but its successor keeps the key and the route."""
         key = (served.name, served.version)
-        if self._routes.get(served.name) == served.version:
+        current = self._served.get(key) is served
+        if current and self._routes.get(served.name) == served.version:
             del self._routes[served.name]
         served.state = "UNLOADING"
         try:
@@ -288,7 +290,8 @@ class ModelManager:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(served.batcher.drained(), self.settings.drain_timeout_s)
         await served.runtime.unload()
-        self._served.pop(key, None)
+        if current:
+            self._served.pop(key, None)
         self._changed = True
         log.info("unloaded %s:%s", *key)
 
@@ -329,18 +332,8 @@ class ModelManager:
         """Load a fresh copy of a served version (new settings); the old one serves meanwhile."""
         fresh = await self._load((old.name, old.version), overrides)
         if fresh is not None:
-            await self._retire_copy(old)
+            await self._retire(old)
         return fresh
-
-    async def _retire_copy(self, served: Served) -> None:
-        """Retire a replaced copy of a version that stays loaded (its key is reused)."""
-        served.state = "UNLOADING"
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(served.unused(), self.settings.drain_timeout_s)
-        served.batcher.close()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(served.batcher.drained(), self.settings.drain_timeout_s)
-        await served.runtime.unload()
 
     def _default_version(self, name: str) -> int:
         targets = self.registry.alias_targets(self.settings.serve_aliases).get(name, {})
