@@ -24,7 +24,15 @@ import torch
 from registry.errors import InvalidModelInput
 from registry.signature import Predict, Signature, TensorSpec
 
-__all__ = ["REFERENCE_FILE", "Reference", "ReferenceInput", "build_reference", "read_reference"]
+__all__ = [
+    "REFERENCE_FILE",
+    "Reference",
+    "ReferenceInput",
+    "build_reference",
+    "read_reference",
+    "rebuild_tensors",
+    "tensor_columns",
+]
 
 REFERENCE_FILE = "reference.parquet"
 _META_KEY = b"mlgate"
@@ -125,17 +133,44 @@ def build_reference(
         for start in range(0, rows, _PREDICT_CHUNK_ROWS)
     ]
     outputs = {s.name: np.concatenate([c[s.name] for c in chunks]) for s in signature.outputs}
+    columns, layout = tensor_columns(signature, inputs, outputs)
+    layout.update(rows=rows, sampled_from=total)
+    table = pa.table(columns).replace_schema_metadata({_META_KEY: json.dumps(layout).encode()})
+    pq.write_table(table, folder / REFERENCE_FILE)
+    return layout
+
+
+def tensor_columns(
+    signature: Signature,
+    inputs: Mapping[str, np.ndarray],
+    outputs: Mapping[str, np.ndarray],
+) -> tuple[dict[str, pa.Array], dict[str, Any]]:
+    """Input and output tensors as Arrow columns, and the layout that names them.
+
+    Shared by the reference file and the inference log, so that drift compares the same
+    columns on both sides: a 2-D input with feature names gives one column per feature, a
+    2-D output one column per output column (`score_0`, ...), anything else one
+    fixed-size-list column of flattened rows. `rebuild_tensors` reverses it.
+    """
     columns: dict[str, pa.Array] = {}
-    layout: dict[str, Any] = {"inputs": {}, "outputs": {}, "rows": rows, "sampled_from": total}
+    layout: dict[str, Any] = {"inputs": {}, "outputs": {}}
     for spec in signature.inputs:
         layout["inputs"][spec.name] = _add_columns(
             columns, spec.name, inputs[spec.name], signature.feature_names.get(spec.name)
         )
     for spec in signature.outputs:
         layout["outputs"][spec.name] = _add_columns(columns, spec.name, outputs[spec.name], None)
-    table = pa.table(columns).replace_schema_metadata({_META_KEY: json.dumps(layout).encode()})
-    pq.write_table(table, folder / REFERENCE_FILE)
-    return layout
+    return columns, layout
+
+
+def rebuild_tensors(
+    table: pa.Table, layout: Mapping[str, Any]
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The input and output tensors of `tensor_columns`, from a table that holds its columns."""
+    return (
+        {n: _rebuild(table, entry) for n, entry in layout["inputs"].items()},
+        {n: _rebuild(table, entry) for n, entry in layout["outputs"].items()},
+    )
 
 
 def _add_columns(
@@ -181,13 +216,8 @@ def read_reference(path: Path) -> Reference:
     if _META_KEY not in metadata:
         raise InvalidModelInput(f"{path} is not an mlgate reference file (no layout metadata)")
     layout = json.loads(metadata[_META_KEY])
-    frame = table.to_pandas()
-    return Reference(
-        inputs={n: _rebuild(table, entry) for n, entry in layout["inputs"].items()},
-        outputs={n: _rebuild(table, entry) for n, entry in layout["outputs"].items()},
-        frame=frame,
-        layout=layout,
-    )
+    inputs, outputs = rebuild_tensors(table, layout)
+    return Reference(inputs=inputs, outputs=outputs, frame=table.to_pandas(), layout=layout)
 
 
 def _rebuild(table: pa.Table, entry: Mapping[str, Any]) -> np.ndarray:
