@@ -1,0 +1,216 @@
+"""The drift monitor: windows from the inference log, compared with each version's reference.
+
+A window is tumbling and bounded: the rows logged for a version since the end of its
+previous window. No check runs until the window holds `drift_min_rows` rows; a window with
+more than `drift_window_rows` rows is cut to a uniform sample of that many (seeded by the
+window's bounds, so the report can draw the same sample again). A check therefore costs
+the same whatever the traffic: reading at most the rows logged since the last check (the
+log's rate cap bounds those) and comparing at most `drift_window_rows` of them.
+
+The window ends `2 × log_flush_interval_s` before now, so rows still in a writer's buffer
+(this process's or another replica's) are never skipped: they land in the next window.
+
+Each check is stored (`CheckStore`) with the reference digest, window bounds, row count and
+configuration. The same class runs inside the gateway (off the event loop, in a thread)
+and as `mlgate monitor`, which reads every replica's segments from a shared log folder.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from threadpoolctl import ThreadpoolController
+
+from monitors.check_store import CheckStore, DriftCheck
+from monitors.drift import DriftColumn, DriftConfig, compute_drift, drift_frame, render_report
+from monitors.log_reader import log_models, log_versions, read_log
+from monitors.settings import MonitorSettings
+from registry.errors import NotFound
+from registry.reference import REFERENCE_FILE, read_reference
+from registry.store import Registry
+
+__all__ = ["DriftMonitor"]
+
+log = logging.getLogger("mlgate.monitors")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class _Reference:
+    digest: str
+    frame: pd.DataFrame
+    columns: dict[str, DriftColumn]
+
+
+class DriftMonitor:
+    def __init__(
+        self,
+        registry: Registry,
+        settings: MonitorSettings,
+        *,
+        store: CheckStore | None = None,
+    ) -> None:
+        self.registry = registry
+        self.settings = settings
+        self.store = store or CheckStore(registry.db)
+        self.config = DriftConfig(
+            method=settings.drift_method,
+            threshold=settings.drift_threshold,
+            per_feature_method=dict(settings.drift_feature_methods),
+            per_feature_threshold=dict(settings.drift_feature_thresholds),
+            drift_share=settings.drift_share,
+        )
+        self._references: dict[tuple[str, int], _Reference] = {}
+
+    # ---------------------------------------------------------------- checks
+
+    def targets(self) -> list[tuple[str, int]]:
+        """Every (model, version) with logged rows."""
+        folder = self.settings.log_path()
+        return [(m, v) for m in log_models(folder) for v in log_versions(folder, m)]
+
+    def run_once(self, targets: Iterable[tuple[str, int]] | None = None) -> list[DriftCheck]:
+        """Check every target whose window is full; one failing target does not stop the rest."""
+        done = []
+        for model, version in self.targets() if targets is None else targets:
+            try:
+                check = self.check(model, version)
+            except Exception:
+                log.exception("drift check of %s:%s failed", model, version)
+                continue
+            if check is not None:
+                done.append(check)
+        return done
+
+    def check(self, model: str, version: int, *, force: bool = False) -> DriftCheck | None:
+        """Run a check on the window since the previous one, if it holds enough rows.
+
+        `force` checks whatever the window holds (at least one row): for `mlgate drift`.
+        """
+        previous = self.store.latest(model, version)
+        start = previous.window_end if previous is not None else _EPOCH
+        end = datetime.now(UTC) - timedelta(seconds=2 * self.settings.log_flush_interval_s)
+        if end <= start:
+            return None
+        window = read_log(self.settings.log_path(), model, version, start=start, end=end)
+        total = len(window.frame)
+        if total == 0 or (total < self.settings.drift_min_rows and not force):
+            return None
+        reference = self._reference(model, version)
+        current = self._current(window, start, end)
+        started = time.perf_counter()
+        # NOTE: scipy's statistics would start one BLAS thread per core, spinning for no gain
+        # on these sizes and taking CPU from serving in the same process.
+        with _blas().limit(limits=1, user_api="blas"):
+            result = compute_drift(reference.frame, current, reference.columns, self.config)
+        log.info(
+            "drift check %s:%s on %d rows (of %d) in %.3f s: share %.2f",
+            model,
+            version,
+            len(current),
+            total,
+            time.perf_counter() - started,
+            result.share,
+        )
+        return self.store.add(
+            DriftCheck(
+                model=model,
+                version=version,
+                checked_at=datetime.now(UTC),
+                window_start=start,
+                window_end=end,
+                rows=len(current),
+                reference_digest=reference.digest,
+                share=result.share,
+                detected=result.dataset_drift,
+                config={
+                    "drift": self.config.to_json(),
+                    "window_rows": self.settings.drift_window_rows,
+                    "min_rows": self.settings.drift_min_rows,
+                    "rows_logged": total,
+                },
+                result=result.to_json(),
+            )
+        )
+
+    def _current(self, window: Any, start: datetime, end: datetime) -> pd.DataFrame:
+        inputs, outputs = window.tensors()
+        rows = len(window.frame)
+        limit = self.settings.drift_window_rows
+        if rows > limit:
+            keep = np.sort(_window_rng(start, end).choice(rows, size=limit, replace=False))
+            inputs = {n: a[keep] for n, a in inputs.items()}
+            outputs = {n: a[keep] for n, a in outputs.items()}
+        frame, _ = drift_frame(inputs, outputs, window.layout, max_columns=self.config.max_columns)
+        return frame
+
+    def _reference(self, model: str, version: int) -> _Reference:
+        key = (model, version)
+        cached = self._references.get(key)
+        if cached is not None:
+            return cached
+        record = self.registry.get(f"{model}:{version}")
+        artifact = record.artifact("reference")
+        if artifact is None:
+            raise NotFound(
+                f"{model}:{version} has no reference data; register it with reference= to "
+                "monitor drift"
+            )
+        stored = read_reference(self.registry.open_artifact(artifact) / REFERENCE_FILE)
+        frame, columns = drift_frame(
+            stored.inputs, stored.outputs, stored.layout, max_columns=self.config.max_columns
+        )
+        reference = _Reference(artifact.digest, frame, columns)
+        self._references[key] = reference
+        return reference
+
+    # ---------------------------------------------------------------- reports
+
+    def report(self, check: DriftCheck) -> Path:
+        """The Evidently HTML report of a stored check, rendered once and then kept."""
+        folder = self.settings.reports_path() / "drift" / check.model
+        path = folder / f"v{check.version}-check{check.id}.html"
+        if path.exists():
+            return path
+        window = read_log(
+            self.settings.log_path(),
+            check.model,
+            check.version,
+            start=check.window_start,
+            end=check.window_end,
+        )
+        if len(window.frame) == 0:
+            raise NotFound(
+                f"the rows of drift check {check.id} are no longer in the inference log "
+                "(retention); the check's JSON result is still stored"
+            )
+        reference = self._reference(check.model, check.version)
+        current = self._current(window, check.window_start, check.window_end)
+        config = DriftConfig.from_json(check.config["drift"])  # the check's, not today's
+        html = render_report(reference.frame, current, reference.columns, config)
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".tmp")
+        partial.write_text(html, encoding="utf-8")
+        partial.replace(path)
+        return path
+
+
+def _window_rng(start: datetime, end: datetime) -> np.random.Generator:
+    seed = hashlib.sha256(f"{start.isoformat()}|{end.isoformat()}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(seed[:8], "big"))
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    """Found once: finding the loaded BLAS libraries walks every shared library (~20 ms)."""
+    return ThreadpoolController()

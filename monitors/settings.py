@@ -1,0 +1,73 @@
+"""Monitoring settings: every field is also an `MLGATE_*` environment variable.
+
+Shared by the gateway (which logs rows and, by default, runs the drift monitor in
+process) and `mlgate monitor` (the monitor as its own process). Nothing is read at import.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["MonitorSettings"]
+
+
+class MonitorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MLGATE_", extra="ignore")
+
+    home: Path = Path(".mlgate")
+    """`MLGATE_HOME`: the inference log and drift reports live under it by default."""
+    log_dir: Path | None = None
+    """`MLGATE_LOG_DIR`: the inference log's folder (default `$MLGATE_HOME/inference_log`).
+    Replicas that share one monitor write here on shared storage."""
+    log_sample_rate: float = Field(default=1.0, ge=0, le=1)
+    """`MLGATE_LOG_SAMPLE_RATE`: the share of requests whose rows are logged."""
+    log_max_rows_per_s: float = Field(default=1000.0, ge=0)
+    """`MLGATE_LOG_MAX_ROWS_PER_S`: the cap on logged rows per second (all models)."""
+    log_flush_interval_s: float = Field(default=1.0, gt=0)
+    """`MLGATE_LOG_FLUSH_INTERVAL_S`: how often rows are written and fsynced; a crash
+    loses at most this much of the log."""
+    log_segment_max_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    """`MLGATE_LOG_SEGMENT_MAX_BYTES`: a segment is closed (and turned into Parquet) past this."""
+    log_segment_max_age_s: float = Field(default=3600.0, gt=0)
+    """`MLGATE_LOG_SEGMENT_MAX_AGE_S`: ... or when it is this old."""
+    log_retention_s: float = Field(default=7 * 24 * 3600.0, gt=0)
+    """`MLGATE_LOG_RETENTION_S`: closed segments older than this are deleted."""
+    log_replica: str | None = None
+    """`MLGATE_LOG_REPLICA`: this writer's name in segment file names (default: host name and
+    port), stable across restarts so a restarted gateway closes the segments it left open."""
+
+    drift_monitor: Literal["inprocess", "external", "off"] = "inprocess"
+    """`MLGATE_DRIFT_MONITOR`: `inprocess` runs drift checks inside the gateway; `external`
+    leaves them to one `mlgate monitor` process (many replicas) and only publishes its
+    results; `off` neither checks nor publishes."""
+    drift_interval_s: float = Field(default=60.0, gt=0)
+    """`MLGATE_DRIFT_INTERVAL_S`: how often the monitor looks for a new window."""
+    drift_window_rows: int = Field(default=10_000, gt=0)
+    """`MLGATE_DRIFT_WINDOW_ROWS`: a window holds at most this many rows (uniform sample of
+    the rows logged since the previous window): a check's cost is bounded by it."""
+    drift_min_rows: int = Field(default=500, gt=0)
+    """`MLGATE_DRIFT_MIN_ROWS`: no check until a window has this many rows."""
+    drift_share: float = Field(default=0.5, gt=0, le=1)
+    """`MLGATE_DRIFT_SHARE`: dataset drift when at least this share of input features drift."""
+    drift_method: str | None = None
+    """`MLGATE_DRIFT_METHOD`: one Evidently stat test for every column (default: Evidently's
+    choice per column)."""
+    drift_threshold: float | None = Field(default=None, gt=0)
+    """`MLGATE_DRIFT_THRESHOLD`: one threshold for every column (default: the method's)."""
+    drift_feature_methods: dict[str, str] = {}
+    """`MLGATE_DRIFT_FEATURE_METHODS`: JSON, per-feature stat tests, e.g. `{"income": "psi"}`."""
+    drift_feature_thresholds: dict[str, float] = {}
+    """`MLGATE_DRIFT_FEATURE_THRESHOLDS`: JSON, per-feature thresholds."""
+    drift_metric_features: int = Field(default=50, gt=0)
+    """`MLGATE_DRIFT_METRIC_FEATURES`: at most this many `mlgate_drift_score` series per
+    version (the most drifted; predictions always): the `feature` label stays bounded."""
+
+    def log_path(self) -> Path:
+        return self.log_dir if self.log_dir is not None else self.home / "inference_log"
+
+    def reports_path(self) -> Path:
+        return self.home / "reports"
