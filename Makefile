@@ -6,9 +6,17 @@ STAMP  := $(VENV)/.installed
 # pytest-xdist workers: one per core; CI machines have 2.
 TEST_WORKERS ?= auto
 
-.PHONY: setup demo test lint fmt bench clean
+.PHONY: setup dashboard demo test lint fmt bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) dashboard
+
+# The /dashboard front end (uPlot, bundled by esbuild; see its package.json), rebuilt when
+# dist/ is missing or older than the lockfile or a source. dist/index.html is written last.
+DASHBOARD := services/gateway/dashboard
+dashboard: $(DASHBOARD)/dist/index.html
+$(DASHBOARD)/dist/index.html: $(DASHBOARD)/package-lock.json $(DASHBOARD)/package.json $(DASHBOARD)/build.mjs $(wildcard $(DASHBOARD)/src/*)
+	npm ci --prefix $(DASHBOARD) --ignore-scripts --no-audit --no-fund
+	npm run build --prefix $(DASHBOARD)
 
 # Rebuilt when .venv is missing or older than pyproject.toml. One pip command resolves
 # everything (pins live in pyproject.toml: torch==2.13.0, pandas<3.1).
@@ -38,4 +46,4 @@ fmt: setup
 	$(VENV)/bin/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .mlgate .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .mlgate .pytest_cache .mypy_cache .ruff_cache services/gateway/dashboard/node_modules services/gateway/dashboard/dist

@@ -12,7 +12,7 @@ from rich.tree import Tree
 
 from registry.records import AliasEvent, ModelSummary
 
-__all__ = ["export_line", "export_lines", "lineage_tree", "models_table"]
+__all__ = ["drift_table", "export_line", "export_lines", "lineage_tree", "models_table"]
 
 
 def models_table(models: Sequence[ModelSummary]) -> Table:
@@ -172,3 +172,39 @@ def _kwargs(kwargs: dict[str, Any]) -> str:
 def _files(artifact: dict[str, Any]) -> str:
     size = sum(f["size"] for f in artifact["files"])
     return f"{len(artifact['files'])} file(s), {size:,} bytes · {artifact['digest'][:12]}"
+
+
+def drift_table(check: dict[str, Any], limit: int = 20) -> Group:
+    """A stored drift check: the headline, then the most drifted columns first."""
+    result = check["result"]
+    window = check["window"]
+    verdict = "[bold red]drift[/]" if check["detected"] else "[green]no drift[/]"
+    headline = (
+        f"{check['model']}:{check['version']} check {check['id']} · {verdict} · "
+        f"{result['drifted_count']}/{result['input_columns']} input features drifted "
+        f"(share {check['share']:.2f}, threshold {result['drift_share']:.2f}) · "
+        f"prediction drift: {'yes' if result['prediction_drift'] else 'no'}\n"
+        f"window {window['start']} → {window['end']}, {window['rows']} rows vs "
+        f"{result['rows_reference']} reference rows (digest {check['reference_digest'][:12]}) · "
+        f"{check['consecutive_detections']} drifted checks in a row"
+    )
+    table = Table()
+    for column in ("column", "role", "method", "threshold", "score", "drifted"):
+        table.add_column(column)
+    features = sorted(
+        result["features"],
+        key=lambda f: (not f["drifted"], f["role"] != "prediction", f["column"]),
+    )
+    for feature in features[:limit]:
+        score = "-" if feature["score"] is None else f"{feature['score']:.4g}"
+        table.add_row(
+            escape(feature["column"]),
+            feature["role"],
+            feature["method"] or "-",
+            "-" if feature["threshold"] is None else f"{feature['threshold']:g}",
+            score if feature["reason"] is None else f"{score} ({escape(feature['reason'])})",
+            "[red]yes[/]" if feature["drifted"] else "no",
+        )
+    if len(features) > limit:
+        table.caption = f"{len(features) - limit} more columns in --json"
+    return Group(headline, table)

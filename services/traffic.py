@@ -81,7 +81,11 @@ class GatewayProcess:
         raise RuntimeError("mlgate serve did not become ready within 120 s")
 
     def __exit__(self, *_exc: object) -> None:
-        if self._process is None or self._process.poll() is not None:
+        if self._process is None:
+            return
+        if self._process.poll() is not None:  # already gone (a test may have killed it)
+            if self._process.stderr is not None:
+                self._process.stderr.close()
             return
         os.killpg(self._process.pid, signal.SIGTERM)
         try:

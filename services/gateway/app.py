@@ -13,11 +13,17 @@ from contextlib import asynccontextmanager
 
 import orjson
 from fastapi import FastAPI, Request, Response
+from prometheus_client import CollectorRegistry
 from starlette.exceptions import HTTPException
 
+from monitors.metrics import GatewayMetrics, InferenceLogCollector, ServingCollector
+from monitors.settings import MonitorSettings
 from registry.store import Registry
+from services.gateway.dashboard import Dashboard
 from services.gateway.dataplane import DataPlane
 from services.gateway.manager import ModelManager
+from services.gateway.monitoring import GatewayMonitoring
+from services.gateway.monitoring_routes import monitoring_routes
 from services.gateway.rest import build_routes
 from services.gateway.settings import GatewaySettings
 
@@ -25,21 +31,52 @@ __all__ = ["create_app"]
 
 
 def create_app(
-    settings: GatewaySettings | None = None, *, registry: Registry | None = None
+    settings: GatewaySettings | None = None,
+    *,
+    registry: Registry | None = None,
+    metrics_registry: CollectorRegistry | None = None,
+    monitor_settings: MonitorSettings | None = None,
 ) -> FastAPI:
+    """`metrics_registry`: where the Prometheus collectors go (a fresh one if not given).
+    `monitor_settings`: the inference log and drift monitor (`MLGATE_*` if not given); its
+    home defaults to the registry's."""
     settings = settings or GatewaySettings()
+    metrics = GatewayMetrics(metrics_registry or CollectorRegistry(), slo_s=settings.slo_ms / 1000)
+    dashboard = Dashboard(metrics.registry, interval_s=settings.dashboard_interval_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own_registry = registry is None
         store = registry or Registry()
-        manager = ModelManager(store, settings)
-        app.state.dataplane = DataPlane(manager, max_rows=settings.max_rows_per_request)
+        manager = ModelManager(store, settings, metrics=metrics)
+        monitoring = GatewayMonitoring(
+            store,
+            manager,
+            metrics,
+            _monitor_settings(monitor_settings, store),
+            port=settings.port,
+        )
+        collectors = [
+            ServingCollector(manager.served_views),
+            InferenceLogCollector(monitoring.log.stats),
+        ]
+        for collector in collectors:
+            metrics.registry.register(collector)
+        app.state.monitoring = monitoring
+        app.state.dataplane = DataPlane(
+            manager, max_rows=settings.max_rows_per_request, log=monitoring.log
+        )
+        await monitoring.start()
         await manager.start()
+        await dashboard.start()
         try:
             yield
         finally:
+            await dashboard.stop()
             await manager.stop()
+            await monitoring.stop()
+            for collector in collectors:
+                metrics.registry.unregister(collector)
             if own_registry:
                 store.close()
 
@@ -54,7 +91,9 @@ def create_app(
         # spans and metrics would cost every request without anyone reading them.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
-    app.router.routes.extend(build_routes(settings))
+    app.state.metrics = metrics
+    app.router.routes.extend([*build_routes(settings, metrics), *monitoring_routes(settings)])
+    app.router.routes.extend(dashboard.routes())
 
     async def unmatched(_request: Request, exc: Exception) -> Response:
         """404 and 405 from the router, in the same envelope as everything else."""
@@ -67,3 +106,10 @@ def create_app(
 
     app.add_exception_handler(HTTPException, unmatched)
     return app
+
+
+def _monitor_settings(given: MonitorSettings | None, registry: Registry) -> MonitorSettings:
+    settings = given or MonitorSettings()
+    if "home" in settings.model_fields_set:
+        return settings
+    return settings.model_copy(update={"home": registry.settings.home})

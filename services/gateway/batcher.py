@@ -30,8 +30,9 @@ import asyncio
 import math
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -45,7 +46,7 @@ from services.gateway.errors import (
 )
 from services.runtimes.base import Prediction
 
-__all__ = ["AdaptiveBatcher", "BatchSettings", "BatchStats"]
+__all__ = ["AdaptiveBatcher", "BatchObserver", "BatchSettings", "BatchStats"]
 
 Tensors = dict[str, np.ndarray]
 Run = Callable[[Tensors], Awaitable[Prediction]]
@@ -78,6 +79,16 @@ class BatchStats:
         return self.rows / total if total else 0.0
 
 
+class BatchObserver(Protocol):
+    """Told of every batch and refusal (the Prometheus metrics implement it)."""
+
+    def batch_started(self, reason: str, rows: int, waits: Sequence[float]) -> None: ...
+
+    def batch_done(self, rows: int, compute_s: float) -> None: ...
+
+    def rejected(self, reason: str) -> None: ...
+
+
 @dataclass(eq=False)
 class _Item:
     inputs: Tensors
@@ -96,14 +107,14 @@ class AdaptiveBatcher:
         settings: BatchSettings,
         *,
         clock: Callable[[], float] = time.monotonic,
-        on_batch: Callable[[str, int, list[float], float], None] | None = None,
+        observer: BatchObserver | None = None,
         run_inline: Callable[[Tensors], Prediction] | None = None,
     ) -> None:
         self._run = run
         self._run_inline = run_inline
         self.settings = settings
         self._clock = clock
-        self._on_batch = on_batch
+        self._observer = observer
         self.cost = CostModel()
         self.stats = BatchStats()
         self._queues: dict[int, list[_Item]] = {}
@@ -177,10 +188,10 @@ class AdaptiveBatcher:
         if self._closed:
             raise ModelNotReady("this model version is being unloaded; retry")
         if deadline is not None and deadline <= now:
-            self.stats.rejected["deadline"] += 1
+            self._reject("deadline")
             raise DeadlineExceeded("the request's deadline had passed before it was queued")
         if self._queued_rows + rows > self.settings.max_queue:
-            self.stats.rejected["queue_full"] += 1
+            self._reject("queue_full")
             raise QueueFull(
                 f"the queue holds {self._queued_rows} rows (max_queue "
                 f"{self.settings.max_queue}); this request has {rows}",
@@ -194,11 +205,16 @@ class AdaptiveBatcher:
         if deadline is not None:
             budget = min(budget, deadline - now)
         if predicted > budget:
-            self.stats.rejected["shed"] += 1
+            self._reject("shed")
             raise Overloaded(
                 f"shed: predicted latency {predicted * 1000:.1f} ms exceeds the "
                 f"{budget * 1000:.1f} ms budget (slo_ms or the request's timeout); retry later"
             )
+
+    def _reject(self, reason: str) -> None:
+        self.stats.rejected[reason] += 1
+        if self._observer is not None:
+            self._observer.rejected(reason)
 
     def _note_arrival(self, rows: int, now: float) -> None:
         if self._last_arrival is not None:
@@ -258,7 +274,7 @@ class AdaptiveBatcher:
                     self.stats.cancelled += item.future.cancelled()
                     self._drop(queue, item)
                 elif item.deadline is not None and item.deadline <= now:
-                    self.stats.rejected["deadline"] += 1
+                    self._reject("deadline")
                     item.future.set_exception(
                         DeadlineExceeded("the request's deadline passed while it was queued")
                     )
@@ -316,8 +332,8 @@ class AdaptiveBatcher:
         self.stats.rows += rows
         waits = [now - item.enqueued for item in batch]
         self.stats.queue_s += sum(waits)
-        if self._on_batch is not None:
-            self._on_batch(reason, rows, waits, self.cost.cost(rows))
+        if self._observer is not None:
+            self._observer.batch_started(reason, rows, waits)
         inline_max_s = self.settings.inline_max_ms / 1000
         if (
             self._run_inline is not None
@@ -366,6 +382,8 @@ class AdaptiveBatcher:
         self._inflight.pop(batch_id, None)
         self.cost.observe(rows, elapsed)
         self.stats.compute_s += elapsed
+        if self._observer is not None:
+            self._observer.batch_done(rows, elapsed)
         offset = 0
         for item in batch:
             if not item.future.done():

@@ -11,6 +11,7 @@ from importlib.metadata import version as package_version
 from typing import Any
 
 import numpy as np
+from monitors.inference_log import InferenceLog
 
 from registry.errors import InvalidModelInput
 from services.gateway.codec import InferRequest
@@ -39,9 +40,12 @@ class InferResult:
 
 
 class DataPlane:
-    def __init__(self, manager: ModelManager, *, max_rows: int) -> None:
+    def __init__(
+        self, manager: ModelManager, *, max_rows: int, log: InferenceLog | None = None
+    ) -> None:
         self.manager = manager
         self.max_rows = max_rows
+        self.log = log
 
     # ---------------------------------------------------------------- health, metadata
 
@@ -81,6 +85,7 @@ class DataPlane:
         deadline: float | None = None,
     ) -> InferResult:
         """Validate, queue, wait; `deadline` is on the time.monotonic() clock."""
+        started = time.perf_counter()
         with self.manager.acquire(name, version) as served:
             inputs = validate_inputs(
                 request.inputs,
@@ -91,11 +96,22 @@ class DataPlane:
             deadline = _earliest(deadline, _timeout_deadline(request.parameters))
             priority = _priority(request.parameters)
             outputs = await served.batcher.submit(inputs, deadline=deadline, priority=priority)
+            if self.log is not None:
+                self.log.record(
+                    name,
+                    served.version,
+                    served.signature,
+                    request.id,
+                    inputs,
+                    outputs,
+                    time.perf_counter() - started,
+                )
             selected, binary = _select_outputs(outputs, request)
             return InferResult(name, served.version, selected, binary, request.id)
 
     async def predict_v1(self, name: str, body: Any) -> dict[str, Any]:
         """`{"instances": [...]}` → `{"predictions": [...]}` (the KServe v1 shape)."""
+        started = time.perf_counter()
         with self.manager.acquire(name, None) as served:
             inputs = _instances(body, served.signature)
             inputs = validate_inputs(
@@ -105,6 +121,16 @@ class DataPlane:
                 allow_non_finite=served.deployment.allow_non_finite,
             )
             outputs = await served.batcher.submit(inputs)
+            if self.log is not None:
+                self.log.record(
+                    name,
+                    served.version,
+                    served.signature,
+                    None,
+                    inputs,
+                    outputs,
+                    time.perf_counter() - started,
+                )
         names = list(outputs)
         rows = len(next(iter(outputs.values())))
         if len(names) == 1:

@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from monitors.metrics import GatewayMetrics, ServedView
 from registry.errors import MlgateError, NotServable
 from registry.pytorch_source import load_examples
 from registry.store import Registry
@@ -42,9 +43,17 @@ Key = tuple[str, int]
 
 
 class ModelManager:
-    def __init__(self, registry: Registry, settings: GatewaySettings) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        settings: GatewaySettings,
+        *,
+        metrics: GatewayMetrics | None = None,
+    ) -> None:
         self.registry = registry
         self.settings = settings
+        self.metrics = metrics
+        self._aliases: dict[Key, tuple[str, ...]] = {}
         self._served: dict[Key, Served] = {}
         self._routes: dict[str, int] = {}
         self._loading: set[Key] = set()
@@ -154,6 +163,28 @@ class ModelManager:
     def all_served(self) -> list[Served]:
         return list(self._served.values())
 
+    def knows(self, name: str) -> bool:
+        """Whether `name` is a model this gateway serves (bounds metric labels)."""
+        return name in self._routes or any(n == name for n, _ in self._served)
+
+    def routed_version(self, name: str) -> int | None:
+        return self._routes.get(name)
+
+    def served_views(self) -> list[ServedView]:
+        """What /metrics reports of each ready version, read when Prometheus scrapes."""
+        return [
+            ServedView(
+                s.name,
+                s.version,
+                s.kind,
+                self._aliases.get(key, ()),
+                s.batcher.queued_rows,
+                s.batcher.settings.max_queue,
+            )
+            for key, s in list(self._served.items())
+            if s.state == "READY"
+        ]
+
     # ---------------------------------------------------------------- converging
 
     async def sync(self) -> None:
@@ -162,7 +193,10 @@ class ModelManager:
                 self.registry.alias_targets, self.settings.serve_aliases
             )
             wanted: dict[str, list[int]] = {}
+            aliases: dict[Key, tuple[str, ...]] = {}
             for name, by_alias in targets.items():
+                for alias, version in by_alias.items():
+                    aliases[(name, version)] = (*aliases.get((name, version), ()), alias)
                 if name in self._disabled:
                     continue
                 for alias in self.settings.serve_aliases:
@@ -190,6 +224,7 @@ class ModelManager:
             for name in list(self._routes):
                 if name not in wanted:
                     del self._routes[name]
+            self._aliases = aliases
             if self._changed:
                 self._settle_memory()
             self.synced = True
@@ -241,7 +276,10 @@ class ModelManager:
                 )
             await runtime.load()
             batcher = AdaptiveBatcher(
-                runtime.predict, deployment.batch_settings(), run_inline=runtime.run_inline
+                runtime.predict,
+                deployment.batch_settings(),
+                run_inline=runtime.run_inline,
+                observer=self.metrics.for_version(name, version) if self.metrics else None,
             )
             await warm_up(runtime, batcher, examples)
         except Exception as exc:  # noqa: BLE001 - any load failure is recorded, never fatal

@@ -15,10 +15,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from monitors.metrics import GatewayMetrics
 from registry.errors import BadRequest
 from registry.names import check_model_name
 from services.gateway.auth import check_admin, check_api_key
@@ -27,7 +29,15 @@ from services.gateway.dataplane import DataPlane
 from services.gateway.errors import InvalidTensor, PayloadTooLarge, Unavailable, error_body
 from services.gateway.settings import GatewaySettings
 
-__all__ = ["ClientGone", "build_routes", "error_response"]
+__all__ = [
+    "ClientGone",
+    "build_routes",
+    "error_response",
+    "guarded",
+    "json_response",
+    "model_name",
+    "version_number",
+]
 
 T = TypeVar("T")
 DEADLINE_HEADER = "x-request-deadline"  # absolute Unix time in seconds, from an upstream caller
@@ -55,9 +65,10 @@ def error_response(exc: BaseException) -> Response:
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+VERSION_KEY = "mlgate.version"  # scope key: the version label of the request's metrics
 
 
-def _guarded(endpoint: Endpoint) -> Endpoint:
+def guarded(endpoint: Endpoint) -> Endpoint:
     @functools.wraps(endpoint)
     async def run(request: Request) -> Response:
         try:
@@ -68,7 +79,34 @@ def _guarded(endpoint: Endpoint) -> Endpoint:
     return run
 
 
-def build_routes(settings: GatewaySettings) -> list[Route]:
+def _observed(endpoint: Endpoint, protocol: str, metrics: GatewayMetrics) -> Endpoint:
+    """`guarded`, and the request counted and timed under bounded labels.
+
+    The model label is the path's name only if this gateway serves that model (a client
+    inventing names must not invent series); the version is the one that answered, or the
+    one routed to when the request failed.
+    """
+
+    @functools.wraps(endpoint)
+    async def run(request: Request) -> Response:
+        started = time.perf_counter()
+        try:
+            response = await endpoint(request)
+        except Exception as exc:  # noqa: BLE001 - every error leaves as the envelope
+            response = error_response(exc)
+        dataplane: DataPlane = request.app.state.dataplane
+        name = request.path_params.get("name", "")
+        model = name if dataplane.manager.knows(name) else ""
+        version = request.scope.get(VERSION_KEY, "") if model else ""
+        metrics.observe_request(
+            model, version, protocol, response.status_code, time.perf_counter() - started
+        )
+        return response
+
+    return run
+
+
+def build_routes(settings: GatewaySettings, metrics: GatewayMetrics) -> list[Route]:
     """Plain Starlette routes: FastAPI's dependency solving costs more per request than the
     rest of the gateway's Python, and these endpoints need none of it."""
 
@@ -87,7 +125,7 @@ def build_routes(settings: GatewaySettings) -> list[Route]:
 
     def target(request: Request) -> tuple[str, int | None]:
         params = request.path_params
-        return _name(params["name"]), _version(params.get("version"))
+        return model_name(params["name"]), version_number(params.get("version"))
 
     async def server_metadata(request: Request) -> Response:
         return json_response(plane(request).server_metadata())
@@ -112,9 +150,16 @@ def build_routes(settings: GatewaySettings) -> list[Route]:
     async def model_stats(request: Request) -> Response:
         return json_response(user(request).model_stats(*target(request)))
 
+    def label_version(
+        request: Request, dataplane: DataPlane, name: str, version: int | None
+    ) -> None:
+        routed = version if version is not None else dataplane.manager.routed_version(name)
+        request.scope[VERSION_KEY] = "" if routed is None else str(routed)
+
     async def infer(request: Request) -> Response:
         dataplane = user(request)
         name, version = target(request)
+        label_version(request, dataplane, name, version)
         dataplane.manager.require(name, version)  # 404/503 before reading the body
         body = await read_body(request, settings.max_body_bytes)
         decoded = decode_request(body, request.headers.get(HEADER_LENGTH))
@@ -122,6 +167,7 @@ def build_routes(settings: GatewaySettings) -> list[Route]:
         result = await until_disconnect(
             request, dataplane.infer(name, version, decoded, deadline=deadline)
         )
+        request.scope[VERSION_KEY] = str(result.version)
         content, headers = encode_response(
             result.model, result.version, result.outputs, result.binary, result.request_id
         )
@@ -130,13 +176,16 @@ def build_routes(settings: GatewaySettings) -> list[Route]:
     async def predict_v1(request: Request) -> Response:
         dataplane = user(request)
         name, _ = target(request)
+        label_version(request, dataplane, name, None)
         dataplane.manager.require(name, None)
         body = await read_body(request, settings.max_body_bytes)
         try:
             document = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise InvalidTensor(f"the request body is not valid JSON: {exc}") from None
-        return json_response(await until_disconnect(request, dataplane.predict_v1(name, document)))
+        answer = await until_disconnect(request, dataplane.predict_v1(name, document))
+        request.scope[VERSION_KEY] = answer["model_version"]
+        return json_response(answer)
 
     async def repository_index(request: Request) -> Response:
         dataplane = admin(request)
@@ -158,6 +207,9 @@ def build_routes(settings: GatewaySettings) -> list[Route]:
         await dataplane.unload(target(request)[0])
         return json_response({})
 
+    async def prometheus(request: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
     table: list[tuple[str, Endpoint, str]] = [
         ("/v2", server_metadata, "GET"),
         ("/v2/health/live", live, "GET"),
@@ -168,14 +220,23 @@ def build_routes(settings: GatewaySettings) -> list[Route]:
         ("/v2/models/{name}/versions/{version}/ready", model_ready, "GET"),
         ("/v2/models/{name}/stats", model_stats, "GET"),
         ("/v2/models/{name}/versions/{version}/stats", model_stats, "GET"),
-        ("/v2/models/{name}/infer", infer, "POST"),
-        ("/v2/models/{name}/versions/{version}/infer", infer, "POST"),
-        ("/v1/models/{name}:predict", predict_v1, "POST"),
         ("/v2/repository/index", repository_index, "POST"),
         ("/v2/repository/models/{name}/load", load, "POST"),
         ("/v2/repository/models/{name}/unload", unload, "POST"),
+        ("/metrics", prometheus, "GET"),
     ]
-    return [Route(path, _guarded(endpoint), methods=[method]) for path, endpoint, method in table]
+    observed: list[tuple[str, Endpoint, str, str]] = [
+        ("/v2/models/{name}/infer", infer, "POST", "rest"),
+        ("/v2/models/{name}/versions/{version}/infer", infer, "POST", "rest"),
+        ("/v1/models/{name}:predict", predict_v1, "POST", "v1"),
+    ]
+    return [
+        *(Route(path, guarded(endpoint), methods=[method]) for path, endpoint, method in table),
+        *(
+            Route(path, _observed(endpoint, protocol, metrics), methods=[method])
+            for path, endpoint, method, protocol in observed
+        ),
+    ]
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -252,11 +313,11 @@ async def _disconnected(request: Request) -> None:
             return
 
 
-def _name(name: str) -> str:
+def model_name(name: str) -> str:
     return check_model_name(name)
 
 
-def _version(text: str | None) -> int | None:
+def version_number(text: str | None) -> int | None:
     if text is None:
         return None
     if not text.isdigit() or int(text) < 1:

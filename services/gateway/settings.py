@@ -61,6 +61,9 @@ class GatewaySettings(BaseSettings):
     """`MLGATE_INTRA_OP_THREADS`: onnxruntime threads per running batch."""
     graph_optimization: str = "all"
     """`MLGATE_GRAPH_OPTIMIZATION`: onnxruntime level: disabled, basic, extended, all."""
+    dashboard_interval_s: float = Field(default=5.0, gt=0)
+    """`MLGATE_DASHBOARD_INTERVAL_S`: how often /dashboard's time series take a point
+    (it keeps the last 720 points: an hour at the default)."""
 
     @field_validator("serve_aliases", "api_keys", mode="before")
     @classmethod

@@ -18,6 +18,7 @@ import torch
 import uvicorn
 
 from exporters import export
+from monitors.settings import MonitorSettings
 from registry import Registry
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
@@ -101,9 +102,12 @@ class Gateway:
 
 
 async def open_gateway(
-    registry: Registry, client_host: str = "127.0.0.1", **overrides: Any
+    registry: Registry,
+    client_host: str = "127.0.0.1",
+    monitor: MonitorSettings | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[Gateway]:
-    app = create_app(settings(**overrides), registry=registry)
+    app = create_app(settings(**overrides), registry=registry, monitor_settings=monitor)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=(client_host, 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
@@ -130,9 +134,12 @@ def free_port() -> int:
 class LiveServer:
     """uvicorn on a free loopback port, in a thread of this process."""
 
-    def __init__(self, registry: Registry, **overrides: Any) -> None:
+    def __init__(
+        self, registry: Registry, monitor: MonitorSettings | None = None, **overrides: Any
+    ) -> None:
         self.port = free_port()
-        app = create_app(settings(**overrides), registry=registry)
+        self.app = create_app(settings(**overrides), registry=registry, monitor_settings=monitor)
+        app = self.app
         config = uvicorn.Config(
             app,
             host="127.0.0.1",

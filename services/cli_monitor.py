@@ -1,0 +1,106 @@
+"""`mlgate drift | monitor`: drift results, and the drift monitor as its own process."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from services.cli_common import JsonOption, app, emit_json, err, out, reports_errors
+
+__all__ = ["drift", "monitor"]
+
+
+def _monitor(state: Any, registry: Any) -> Any:
+    from monitors.monitor import DriftMonitor
+    from monitors.settings import MonitorSettings
+
+    settings = MonitorSettings()
+    home = state.home if state.home is not None else registry.settings.home
+    return DriftMonitor(registry, settings.model_copy(update={"home": Path(home)}))
+
+
+@app.command()
+@reports_errors
+def drift(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[
+        int | None,
+        typer.Option(min=1, help="Version (default: the newest checked, or logged, one)."),
+    ] = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Run a check now on the rows logged since the previous one (any number).",
+        ),
+    ] = False,
+    report: Annotated[
+        Path | None, typer.Option(help="Write the Evidently HTML report of the check here.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the latest drift check of a model (or run one), optionally as an HTML report."""
+    from registry.errors import NotFound
+    from services.render import drift_table
+
+    registry = ctx.obj.registry()
+    monitor = _monitor(ctx.obj, registry)
+    if check:
+        registry.get(name if version is None else f"{name}:{version}")  # 404s
+        logged = [v for m, v in monitor.targets() if m == name]
+        if version is None and not logged:
+            raise NotFound(f"no rows of {name} are in {monitor.settings.log_path()}")
+        target = version or max(logged)
+        result = monitor.check(name, target, force=True)
+        if result is None:
+            raise NotFound(f"no rows of {name}:{target} were logged since the previous check")
+    else:
+        registry.get(name if version is None else f"{name}:{version}")
+        result = monitor.store.latest(name, version)
+        if result is None:
+            raise NotFound(
+                f"no drift check is stored for {name}; run `mlgate drift {name} --check`, or "
+                "let the gateway's monitor (or `mlgate monitor`) run one"
+            )
+    if report is not None:
+        rendered = monitor.report(result)
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_bytes(rendered.read_bytes())
+    if as_json:
+        emit_json({**result.to_json(), "report": str(report) if report else None})
+        return
+    out.print(drift_table(result.to_json()))
+    if report is not None:
+        out.print(f"report: {report}")
+
+
+@app.command()
+@reports_errors
+def monitor(
+    ctx: typer.Context,
+    once: Annotated[bool, typer.Option("--once", help="One round of checks, then exit.")] = False,
+    interval: Annotated[
+        float | None,
+        typer.Option(min=0.1, help="Seconds between rounds (default $MLGATE_DRIFT_INTERVAL_S)."),
+    ] = None,
+) -> None:
+    """Run drift checks over every replica's inference log (gateways set
+    MLGATE_DRIFT_MONITOR=external and publish what this stores)."""
+    registry = ctx.obj.registry()
+    checker = _monitor(ctx.obj, registry)
+    pause = interval or checker.settings.drift_interval_s
+    err.print(f"monitoring {checker.settings.log_path()} every {pause:g} s")
+    while True:
+        for done in checker.run_once():
+            out.print(
+                f"{done.model}:{done.version} check {done.id}: {done.rows} rows, drift share "
+                f"{done.share:.2f}{' DRIFT' if done.detected else ''} "
+                f"({done.consecutive} in a row)"
+            )
+        if once:
+            return
+        time.sleep(pause)

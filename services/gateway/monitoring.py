@@ -1,0 +1,141 @@
+"""Monitoring inside the gateway: the inference log, the drift loop, and what they publish.
+
+The request path only calls `InferenceLog.record` (a sampling decision and a deque append).
+Everything else runs off it: the log's writer thread, and a drift loop that every
+`drift_interval_s` runs the checks in a worker thread (`drift_monitor=inprocess`, the
+default) and then publishes the latest stored check of each served version as gauges.
+With `drift_monitor=external` the loop only publishes what one `mlgate monitor` process
+stored; with `off` there is no loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from pathlib import Path
+
+from monitors.check_store import CheckStore, DriftCheck
+from monitors.drift import DriftResult
+from monitors.drift_methods import evidently_stattests
+from monitors.inference_log import InferenceLog, LogSettings
+from monitors.metrics import GatewayMetrics
+from monitors.monitor import DriftMonitor
+from monitors.settings import MonitorSettings
+from registry.errors import NotFound
+from registry.store import Registry
+from services.gateway.manager import ModelManager
+
+__all__ = ["GatewayMonitoring"]
+
+log = logging.getLogger("mlgate.gateway")
+# A p-value of exactly 0 is infinitely past its threshold; a finite cap keeps charts usable.
+SEVERITY_CAP = 1000.0
+
+
+class GatewayMonitoring:
+    def __init__(
+        self,
+        registry: Registry,
+        manager: ModelManager,
+        metrics: GatewayMetrics,
+        settings: MonitorSettings,
+        *,
+        port: int,
+    ) -> None:
+        self.registry = registry
+        self.manager = manager
+        self.metrics = metrics
+        self.settings = settings
+        self.store = CheckStore(registry.db)
+        self.monitor = DriftMonitor(registry, settings, store=self.store)
+        replica = settings.log_replica or f"{socket.gethostname()}-{port}"
+        self.log = InferenceLog(log_settings(settings, replica))
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.log.start)
+        if self.settings.drift_monitor == "inprocess":
+            # NOTE: importing Evidently (and scipy, sklearn, plotly under it) takes seconds
+            # and holds the GIL; paid here, before the gateway is ready, instead of stalling
+            # requests at the first check.
+            await asyncio.to_thread(evidently_stattests)
+        if self.settings.drift_monitor != "off":
+            self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await asyncio.to_thread(self.log.close, 10.0)
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.drift_interval_s)
+            try:
+                await asyncio.to_thread(self.tick)
+            except Exception:
+                log.exception("drift monitoring failed; trying again next interval")
+
+    def tick(self) -> list[DriftCheck]:
+        """One round: check (in process) and publish the served versions' latest checks."""
+        targets = sorted({(s.name, s.version) for s in self.manager.all_served()})
+        checks = (
+            self.monitor.run_once(targets) if self.settings.drift_monitor == "inprocess" else []
+        )
+        for model, version in targets:
+            latest = self.store.latest(model, version)
+            if latest is not None:
+                self.publish(latest)
+        return checks
+
+    def publish(self, check: DriftCheck) -> None:
+        result = DriftResult.from_json(check.result)
+        shown = result.top_features(self.settings.drift_metric_features)
+        shown += [f for f in result.features if f.role == "prediction" and f not in shown]
+        self.metrics.set_drift(
+            check.model,
+            check.version,
+            scores={f.column: min(f.severity, SEVERITY_CAP) for f in shown if f.computed},
+            share=check.share,
+            detected=check.detected,
+            consecutive=check.consecutive,
+            checked_at=check.checked_at.timestamp(),
+        )
+
+    # ---------------------------------------------------------------- what routes ask
+
+    def latest(self, model: str, version: int | None) -> DriftCheck:
+        self.registry.get(model if version is None else f"{model}:{version}")  # 404s
+        check = self.store.latest(model, version)
+        if check is None:
+            label = model if version is None else f"{model}:{version}"
+            raise NotFound(
+                f"no drift check has run for {label} yet: one runs every "
+                f"{self.settings.drift_interval_s:g} s once {self.settings.drift_min_rows} rows "
+                "were logged since the previous one"
+            )
+        return check
+
+    def report(self, model: str, version: int | None, check_id: int | None) -> Path:
+        if check_id is None:
+            return self.monitor.report(self.latest(model, version))
+        check = self.store.get(check_id)
+        if check is None or check.model != model:
+            raise NotFound(f"model {model} has no drift check {check_id}")
+        return self.monitor.report(check)
+
+
+def log_settings(settings: MonitorSettings, replica: str) -> LogSettings:
+    return LogSettings(
+        directory=settings.log_path(),
+        sample_rate=settings.log_sample_rate,
+        max_rows_per_s=settings.log_max_rows_per_s,
+        flush_interval_s=settings.log_flush_interval_s,
+        segment_max_bytes=settings.log_segment_max_bytes,
+        segment_max_age_s=settings.log_segment_max_age_s,
+        retention_s=settings.log_retention_s,
+        replica=replica,
+    )

@@ -1,0 +1,268 @@
+"""/dashboard in headless Chromium: live traffic drawn, and the empty states worded.
+
+Debian's /usr/bin/chromium, driven by Playwright (never `playwright install`; installed
+through apt by `ensure_chromium` when missing). The main test sends real inference traffic
+over HTTP to a live gateway while the page polls, reads back what each chart drew (the data
+attributes the page sets after every uPlot draw, and the canvas pixels), checks that no
+request left the loopback host and nothing was logged as an error, and saves a screenshot
+to tests/artifacts/dashboard.png.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import numpy as np
+import pytest
+import uvicorn
+from playwright.sync_api import Page, sync_playwright
+from prometheus_client import CollectorRegistry
+from starlette.applications import Starlette
+
+from monitors.metrics import GatewayMetrics, ServedView, ServingCollector
+from registry import Registry
+from services.gateway.dashboard import DIST, Dashboard
+from tests.services.gateway.conftest import FEATURES, LiveServer, free_port
+from tests.support.chromium import LAUNCH_ARGS, ensure_chromium
+
+pytestmark = pytest.mark.slow
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+CHARTS = ("requests", "latency", "batch-size", "queue", "drift")
+REQUESTS_BLUE = (0x25, 0x63, 0xEB)  # the request-rate line's colour in dashboard.js
+
+CHARTS_DRAWN = """
+(charts) => document.body.dataset.state === 'ready' && charts.every((id) => {
+  const el = document.querySelector(`[data-chart="${id}"]`);
+  return el && el.querySelector('canvas') && Number(el.dataset.points) >= 1;
+})
+"""
+ENOUGH_POINTS = "(n) => Number(document.querySelector('[data-chart=requests]').dataset.points) >= n"
+# Canvas pixels close to a series colour: the line itself was painted, not only the axes.
+PAINTED = """
+([id, rgb]) => {
+  const canvas = document.querySelector(`[data-chart="${id}"] canvas`);
+  const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  let n = 0;
+  for (let i = 0; i < data.length; i += 4) {
+    const off = Math.abs(data[i] - rgb[0]) + Math.abs(data[i + 1] - rgb[1])
+      + Math.abs(data[i + 2] - rgb[2]);
+    if (off < 40 && data[i + 3] > 200) n++;
+  }
+  return n;
+}
+"""
+
+
+class Browsed:
+    """A page, every URL its context requested, and every console error or page error."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.requested: list[str] = []
+        self.errors: list[str] = []
+
+    def drawn(self, chart: str, which: str = "latest") -> dict[str, float]:
+        """What the chart drew: each series' latest (or max) value, from its data attribute."""
+        text = self.page.get_attribute(f'[data-chart="{chart}"]', f"data-{which}")
+        assert text is not None, (chart, which)
+        values: dict[str, float] = json.loads(text)
+        return values
+
+    def foreign(self, port: int) -> list[str]:
+        return [
+            url
+            for url in self.requested
+            if urlsplit(url).netloc != f"127.0.0.1:{port}" and not url.startswith("data:")
+        ]
+
+
+@contextlib.contextmanager
+def chromium_page() -> Iterator[Browsed]:
+    assert Dashboard(CollectorRegistry(), interval_s=1).built(), (
+        f"the dashboard bundle is not built in {DIST}: run `make setup`"
+    )
+    chromium = ensure_chromium()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=LAUNCH_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1360, "height": 900})
+            browsed = Browsed(context.new_page())
+            context.on("request", lambda request: browsed.requested.append(request.url))
+            browsed.page.on(
+                "console",
+                lambda message: (
+                    browsed.errors.append(message.text) if message.type == "error" else None
+                ),
+            )
+            browsed.page.on("pageerror", lambda error: browsed.errors.append(str(error)))
+            yield browsed
+        finally:
+            browser.close()
+
+
+class Traffic:
+    """Real HTTP inference from a few threads until stopped (a minute at most), about
+    150 requests a second in all: a steady stream, not a flood on a shared machine.
+    Every 10th request is bad (5 features instead of 6: a 400 from validation)."""
+
+    def __init__(self, url: str, threads: int = 4, pause_s: float = 0.02) -> None:
+        self.url = url
+        self.stop = threading.Event()
+        self.codes: list[int] = []
+        self.pause_s = pause_s
+        self.deadline = time.monotonic() + 60
+        self.pool = ThreadPoolExecutor(threads)
+        self.futures = [self.pool.submit(self._run, i) for i in range(threads)]
+
+    def _run(self, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        with httpx.Client(base_url=self.url, timeout=30) as client:
+            n = 0
+            while not self.stop.is_set() and time.monotonic() < self.deadline:
+                n += 1
+                width = 5 if n % 10 == 0 else 6
+                rows = int(rng.integers(1, 4))
+                x = rng.standard_normal((rows, width)).astype(np.float32)
+                tensor = {"name": "x", "shape": [rows, width], "datatype": "FP32"}
+                body = {"inputs": [{**tensor, "data": x.ravel().tolist()}]}
+                self.codes.append(client.post("/v2/models/mlp/infer", json=body).status_code)
+                self.stop.wait(self.pause_s)
+
+    def finish(self) -> None:
+        self.stop.set()
+        for future in self.futures:
+            future.result()
+        self.pool.shutdown()
+
+
+def publish_drift_checks(metrics: GatewayMetrics, scores: dict[str, float]) -> None:
+    """Three checks of mlp v1, the share stepping up, as the drift loop would publish them."""
+    for share in (0.0, 1 / 6, 0.5):
+        metrics.set_drift(
+            "mlp",
+            1,
+            scores=scores,
+            share=share,
+            detected=share >= 0.5,
+            consecutive=int(share >= 0.5),
+            checked_at=time.time(),
+        )
+        time.sleep(0.6)
+
+
+def test_the_dashboard_draws_live_traffic(registry: Registry) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    screenshot = ARTIFACTS / "dashboard.png"
+    scores = {f: round(0.05 + 0.07 * i, 2) for i, f in enumerate(FEATURES)} | {"output": 0.12}
+    with LiveServer(registry, dashboard_interval_s=0.2) as live:
+        app: Any = live.server.config.app
+        traffic = Traffic(live.url)
+        try:
+            publish_drift_checks(app.state.metrics, scores)
+            with chromium_page() as browsed:
+                page = browsed.page
+                opened = page.goto(f"{live.url}/dashboard")
+                assert opened is not None
+                assert opened.status == 200
+                page.wait_for_function(CHARTS_DRAWN, arg=list(CHARTS), timeout=30_000)
+                page.wait_for_function(ENOUGH_POINTS, arg=8, timeout=30_000)
+                shown = {chart: browsed.drawn(chart) for chart in CHARTS}
+                errors_max = browsed.drawn("requests", "max")["errors"]
+                painted = page.evaluate(PAINTED, ["requests", list(REQUESTS_BLUE)])
+                rows = page.locator('[data-chart="top-drift"] tbody tr').all_inner_texts()
+                served = httpx.get(f"{live.url}/dashboard/data").json()["models"]["mlp"]
+                # Two models are served: the selector is shown and switches the charts.
+                assert page.is_visible("#model")
+                page.select_option("#model", "two")
+                page.wait_for_function("() => document.body.dataset.model === 'two'")
+                page.select_option("#model", "mlp")
+                page.wait_for_function(CHARTS_DRAWN, arg=list(CHARTS))
+                page.wait_for_timeout(600)  # a few more polls: the shot shows lines moving
+                page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            traffic.finish()
+    print(f"dashboard screenshot: {screenshot}")
+
+    assert not browsed.errors, browsed.errors
+    assert not browsed.foreign(live.port)
+    assert {f"{live.url}/dashboard", f"{live.url}/dashboard/data"} <= set(browsed.requested)
+    assert len(traffic.codes) >= 200
+    assert {200, 400} <= set(traffic.codes)
+
+    assert shown["requests"]["requests"] > 0
+    assert errors_max > 0  # one interval may hold no bad request; the window does
+    assert painted > 50
+    latency = shown["latency"]
+    assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"]
+    # The page shows the served numbers (seconds in the data, milliseconds on the axis).
+    assert any(latency["p99"] == pytest.approx(v * 1000) for v in served["p99"] if v)
+    assert shown["batch-size"]["since start"] > 0
+    assert set(shown["queue"]) == {"queue depth", "queue full", "shed", "deadline"}
+    assert shown["drift"] == {"drifted": 50.0}
+    # Highest score first; the top 10 of 7 columns is all of them.
+    ranked = sorted(scores, key=lambda feature: -scores[feature])
+    assert [row.split("\t")[0] for row in rows] == ranked
+    assert screenshot.stat().st_size > 20_000
+
+
+@contextlib.contextmanager
+def serve(dashboard: Dashboard) -> Iterator[str]:
+    """The dashboard alone, sampling, on a free loopback port; yields its base URL."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await dashboard.start()
+        yield
+        await dashboard.stop()
+
+    port = free_port()
+    app = Starlette(routes=dashboard.routes(), lifespan=lifespan)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive(), "the server stopped while starting"
+        assert time.monotonic() < deadline, "the server did not start in 30 s"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def test_the_empty_states_say_what_to_wait_for() -> None:
+    bare = CollectorRegistry()
+    served = CollectorRegistry()
+    GatewayMetrics(served)
+    views = [ServedView("mlp", 1, "onnx", ("production",), 0, 1024)]
+    served.register(ServingCollector(lambda: views))
+    cases = [
+        (bare, "No model has reported metrics yet", ""),
+        # One sample taken at start and the next an hour away: a model, but no point yet.
+        (served, "Waiting for the first interval", "v1 · onnx · production"),
+    ]
+    with chromium_page() as browsed:
+        for metrics_registry, message, info in cases:
+            with serve(Dashboard(metrics_registry, interval_s=3600)) as url:
+                browsed.page.goto(f"{url}/dashboard")
+                browsed.page.wait_for_function("() => document.body.dataset.state === 'empty'")
+                assert message in browsed.page.inner_text("#empty")
+                assert info in browsed.page.inner_text("#info")
+                assert not browsed.page.is_visible("#panels")
+                assert not browsed.page.is_visible("#picker")  # one model or none: no selector
+    assert not browsed.errors, browsed.errors
+    hosts = {urlsplit(url).hostname for url in browsed.requested if not url.startswith("data:")}
+    assert hosts == {"127.0.0.1"}
