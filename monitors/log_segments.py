@@ -38,6 +38,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from registry.artifacts import fsync_dir
+
 __all__ = [
     "LAYOUT_KEY",
     "LOG_COLUMNS",
@@ -179,12 +181,3 @@ def parquet_max_ts_us(path: Path) -> int | None:
     metadata = pq.read_metadata(path).metadata or {}
     value = json.loads(metadata.get(LOG_KEY, b"{}")).get("max_ts_us")
     return int(value) if value is not None else None
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a created, renamed or deleted name in `folder` survive a power cut."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -27,7 +27,7 @@ from typing import Any
 
 from registry.errors import ArtifactCorrupted, ArtifactNotFound
 
-__all__ = ["ArtifactStore", "FileEntry", "Manifest", "sha256_file"]
+__all__ = ["ArtifactStore", "FileEntry", "Manifest", "fsync_dir", "sha256_file"]
 
 STAGING = ".staging"
 STALE_STAGING_S = 24 * 3600
@@ -114,7 +114,7 @@ class ArtifactStore:
         for path in folder.rglob("*"):
             if path.is_file():
                 path.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-        _fsync_dir(folder)
+        fsync_dir(folder)
         try:
             folder.replace(target)
         except OSError:
@@ -124,7 +124,7 @@ class ArtifactStore:
             self.open(manifest)
             shutil.rmtree(folder)
             return manifest
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         self._remove_stale_staging()
         return manifest
 
@@ -169,7 +169,8 @@ def _fsync_file(path: Path) -> None:
         os.fsync(handle.fileno())
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a created, renamed or deleted name in `path` survive a power cut."""
     descriptor = os.open(path, os.O_RDONLY)
     try:
         os.fsync(descriptor)

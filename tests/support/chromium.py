@@ -13,9 +13,9 @@ trials), so that every request a page makes is one the page itself asked for.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from pathlib import Path
+
+from tests.support.debian import apt_install
 
 __all__ = ["CHROMIUM", "LAUNCH_ARGS", "ensure_chromium"]
 
@@ -33,19 +33,7 @@ LAUNCH_ARGS = [
 def ensure_chromium() -> Path:
     if os.access(CHROMIUM, os.X_OK):
         return CHROMIUM
-    apt_get = shutil.which("apt-get")
-    if os.geteuid() != 0 or apt_get is None:
-        raise RuntimeError(
-            f"{CHROMIUM} is missing and cannot be installed here (needs root and apt-get): "
-            "install Debian's chromium package (apt-get install --no-install-recommends chromium)"
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run([apt_get, "update", "-qq"], check=True, env=env)
-    subprocess.run(
-        [apt_get, "install", "-y", "-qq", "--no-install-recommends", "chromium"],
-        check=True,
-        env=env,
-    )
+    apt_install("chromium", f"{CHROMIUM} is missing")
     if not os.access(CHROMIUM, os.X_OK):
         raise RuntimeError(f"installed Debian's chromium package but found no {CHROMIUM}")
     return CHROMIUM

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import psycopg
 
+from tests.support.debian import apt_install
+
 __all__ = ["ENV_VAR", "postgres_server"]
 
 ENV_VAR = "MLGATE_TEST_POSTGRES_URL"
@@ -43,18 +45,7 @@ def _server_bin() -> Path | None:
 
 
 def _install() -> None:
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise RuntimeError(
-            "PostgreSQL server binaries (initdb, postgres) are missing and cannot be installed "
-            "here (needs root and apt-get): install Debian's postgresql package"
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "postgresql"],
-        check=True,
-        env=env,
-    )
+    apt_install("postgresql", "PostgreSQL server binaries (initdb, postgres) are missing")
 
 
 def _free_port() -> int:

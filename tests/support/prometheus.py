@@ -33,6 +33,8 @@ from typing import Any
 
 import httpx
 
+from tests.support.debian import apt_install
+
 __all__ = ["PrometheusError", "api_get", "ensure_prometheus", "prometheus_server", "query"]
 
 START_TIMEOUT_S = 60.0
@@ -53,20 +55,10 @@ def ensure_prometheus() -> tuple[Path, Path]:
     found = _binaries()
     if found:
         return found
-    apt_get = shutil.which("apt-get")
-    if os.geteuid() != 0 or apt_get is None:
-        raise PrometheusError(
-            "prometheus and promtool are not on PATH and cannot be installed here (needs "
-            "root and apt-get): install Debian's prometheus package "
-            "(apt-get install --no-install-recommends prometheus)"
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run([apt_get, "update", "-qq"], check=True, env=env)
-    subprocess.run(
-        [apt_get, "install", "-y", "-qq", "--no-install-recommends", "prometheus"],
-        check=True,
-        env=env,
-    )
+    try:
+        apt_install("prometheus", "prometheus and promtool are not on PATH")
+    except RuntimeError as exc:
+        raise PrometheusError(str(exc)) from None
     found = _binaries()
     if found is None:
         raise PrometheusError("installed Debian's prometheus package but found no binaries")
