@@ -22,7 +22,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,13 +33,14 @@ from threadpoolctl import ThreadpoolController
 
 from monitors.check_store import CheckStore, DriftCheck
 from monitors.drift import DriftColumn, DriftConfig, compute_drift, drift_frame, render_report
+from monitors.drift_methods import evidently_stattests
 from monitors.log_reader import log_models, log_versions, read_log
 from monitors.settings import MonitorSettings
 from registry.errors import NotFound
 from registry.reference import REFERENCE_FILE, read_reference
 from registry.store import Registry
 
-__all__ = ["DriftMonitor"]
+__all__ = ["DriftMonitor", "preload"]
 
 log = logging.getLogger("mlgate.monitors")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -108,11 +109,12 @@ class DriftMonitor:
             return None
         reference = self._reference(model, version)
         current = self._current(window, start, end)
+        config = self._config_for(reference.columns)
         started = time.perf_counter()
         # NOTE: scipy's statistics would start one BLAS thread per core, spinning for no gain
         # on these sizes and taking CPU from serving in the same process.
         with _blas().limit(limits=1, user_api="blas"):
-            result = compute_drift(reference.frame, current, reference.columns, self.config)
+            result = compute_drift(reference.frame, current, reference.columns, config)
         log.info(
             "drift check %s:%s on %d rows (of %d) in %.3f s: share %.2f",
             model,
@@ -134,13 +136,28 @@ class DriftMonitor:
                 share=result.share,
                 detected=result.dataset_drift,
                 config={
-                    "drift": self.config.to_json(),
+                    "drift": config.to_json(),
                     "window_rows": self.settings.drift_window_rows,
                     "min_rows": self.settings.drift_min_rows,
                     "rows_logged": total,
                 },
                 result=result.to_json(),
             )
+        )
+
+    def _config_for(self, columns: dict[str, DriftColumn]) -> DriftConfig:
+        """The settings, with per-feature overrides kept only for this model's columns.
+
+        The MLGATE_DRIFT_FEATURE_* settings are shared by every model a gateway serves;
+        each check keeps the overrides that name its own columns.
+        """
+        base = self.config
+        return replace(
+            base,
+            per_feature_method={c: m for c, m in base.per_feature_method.items() if c in columns},
+            per_feature_threshold={
+                c: t for c, t in base.per_feature_threshold.items() if c in columns
+            },
         )
 
     def _current(self, window: Any, start: datetime, end: datetime) -> pd.DataFrame:
@@ -208,6 +225,13 @@ class DriftMonitor:
 def _window_rng(start: datetime, end: datetime) -> np.random.Generator:
     seed = hashlib.sha256(f"{start.isoformat()}|{end.isoformat()}".encode()).digest()
     return np.random.default_rng(int.from_bytes(seed[:8], "big"))
+
+
+def preload() -> None:
+    """Pay the monitor's one-off costs now: importing Evidently (seconds, holding the GIL)
+    and finding the BLAS libraries. A gateway calls it before it reports ready."""
+    evidently_stattests()
+    _blas()
 
 
 @functools.cache

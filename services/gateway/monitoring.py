@@ -18,10 +18,9 @@ from pathlib import Path
 
 from monitors.check_store import CheckStore, DriftCheck
 from monitors.drift import DriftResult
-from monitors.drift_methods import evidently_stattests
 from monitors.inference_log import InferenceLog, LogSettings
 from monitors.metrics import GatewayMetrics
-from monitors.monitor import DriftMonitor
+from monitors.monitor import DriftMonitor, preload
 from monitors.settings import MonitorSettings
 from registry.errors import NotFound
 from registry.store import Registry
@@ -60,7 +59,7 @@ class GatewayMonitoring:
             # NOTE: importing Evidently (and scipy, sklearn, plotly under it) takes seconds
             # and holds the GIL; paid here, before the gateway is ready, instead of stalling
             # requests at the first check.
-            await asyncio.to_thread(evidently_stattests)
+            await asyncio.to_thread(preload)
         if self.settings.drift_monitor != "off":
             self._task = asyncio.get_running_loop().create_task(self._loop())
 

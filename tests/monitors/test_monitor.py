@@ -192,3 +192,29 @@ def test_a_version_without_reference_data_cannot_be_monitored(
     monitor = DriftMonitor(sqlite_registry, settings(sqlite_registry.settings.home))
     with pytest.raises(NotFound, match="no reference data"):
         monitor.check("bare", 1)
+
+
+def test_per_feature_overrides_apply_to_the_models_that_have_those_features(
+    tabular: Registry, log: InferenceLog
+) -> None:
+    overrides = settings(
+        tabular.settings.home,
+        # `income` belongs to some other model the same gateway serves.
+        drift_feature_methods={"f0": "psi", "income": "ks"},
+        drift_feature_thresholds={"f0": 0.2, "income": 0.01},
+    )
+    monitor = DriftMonitor(tabular, overrides)
+    send(log, tabular, "mlp", {"x": normal(800, 8)})
+    check = monitor.check("mlp", 1)
+    assert check is not None
+    features = {f["column"]: f for f in check.result["features"]}
+    assert (features["f0"]["method"], features["f0"]["threshold"]) == ("psi", 0.2)
+    assert features["f1"]["method"] == "wasserstein"  # Evidently's default here
+    assert check.config["drift"]["per_feature_method"] == {"f0": "psi"}
+
+
+def test_an_unknown_method_is_refused_when_the_monitor_is_built(tabular: Registry) -> None:
+    from registry.errors import BadRequest
+
+    with pytest.raises(BadRequest, match="unknown drift method 'nope'"):
+        DriftMonitor(tabular, settings(tabular.settings.home, drift_method="nope"))
