@@ -179,7 +179,12 @@ def test_the_dashboard_draws_live_traffic(registry: Registry) -> None:
                 shown = {chart: browsed.drawn(chart) for chart in CHARTS}
                 errors_max = browsed.drawn("requests", "max")["errors"]
                 painted = page.evaluate(PAINTED, ["requests", list(REQUESTS_BLUE)])
-                rows = page.locator('[data-chart="top-drift"] tbody tr').all_inner_texts()
+                # Read in one evaluation: the table is redrawn every poll, and a row read
+                # while it is being replaced has no rendered cells (innerText loses its tabs).
+                rows = page.eval_on_selector_all(
+                    '[data-chart="top-drift"] tbody tr',
+                    "rows => rows.map(row => [...row.cells].map(c => c.textContent).join('\\t'))",
+                )
                 served = httpx.get(f"{live.url}/dashboard/data").json()["models"]["mlp"]
                 # Two models are served: the selector is shown and switches the charts.
                 assert page.is_visible("#model")
