@@ -33,8 +33,10 @@ test: setup
 	$(PY) -m tests.support.pgserver run -- $(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # Benchmarks are not tests: they measure, side by side in one run, and assert nothing.
+# BENCH picks the benchmark: bench_batching (default), bench_monitoring, bench_drift.
+BENCH ?= bench_batching
 bench: setup
-	$(PY) -m load_tests.bench_batching $(BENCH_ARGS)
+	$(PY) -m load_tests.$(BENCH) $(BENCH_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

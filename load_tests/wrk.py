@@ -91,7 +91,10 @@ def run_wrk(
     seconds: float,
     header_length: int | None,
     content_type: str = "application/octet-stream",
+    cpu: int | None = None,
 ) -> WrkResult:
+    """`cpu`: pin wrk to this core (benchmarks pin the server to another, so the two do not
+    trade places on a shared core between runs)."""
     with tempfile.TemporaryDirectory(prefix="mlgate-wrk-") as folder:
         script, body_file = Path(folder) / "post.lua", Path(folder) / "body.bin"
         script.write_text(_SCRIPT)
@@ -103,8 +106,10 @@ def run_wrk(
             "PATH": "/usr/bin:/bin",
         }
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        pin = [] if cpu is None else ["/usr/bin/taskset", "-c", str(cpu)]
         done = subprocess.run(
             [
+                *pin,
                 ensure_wrk(),
                 "-t1",
                 f"-c{connections}",
