@@ -46,6 +46,7 @@ import orjson
 from examples.credit_risk.data import FEATURES, generate, source_uri
 from examples.credit_risk.train import TRAINER
 from exporters import export
+from load_tests.bench_batching import cpu_seconds
 from load_tests.wrk import ensure_wrk, run_wrk
 from registry import Registry
 from registry.entrypoints import resolve_entrypoint
@@ -138,11 +139,6 @@ def pin(pid: int, cpu: int) -> None:
         check=True,
         capture_output=True,
     )
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def one_run(
