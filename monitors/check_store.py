@@ -6,8 +6,7 @@ Evidently's per-feature results as JSON. In the registry's database (SQLite by d
 PostgreSQL for many replicas) so that every gateway replica can answer
 `GET /monitoring/models/{m}/drift` with what the one `mlgate monitor` process found.
 
-The table is monitoring's own (its own SQLAlchemy metadata), created on first use; adding
-it changes nothing in the registry's tables.
+The table is monitoring's own (monitors/schema.py), created on first use.
 """
 
 from __future__ import annotations
@@ -16,39 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, select, text
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import select
 
+from monitors.schema import DriftCheckRow, ensure_tables
 from registry.db import Database
-from registry.schema import UTCDateTime
 
 __all__ = ["CheckStore", "DriftCheck"]
-
-# Any fixed 64-bit number: serialises creating monitoring's tables on PostgreSQL.
-_PG_MONITOR_SCHEMA_LOCK = 0x6D6C6D6F6E69
-
-
-class MonitorBase(DeclarativeBase):
-    pass
-
-
-class DriftCheckRow(MonitorBase):
-    __tablename__ = "drift_checks"
-    __table_args__ = (Index("ix_drift_checks_model_version", "model", "version", "id"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    model: Mapped[str] = mapped_column(String(200))
-    version: Mapped[int] = mapped_column(Integer)
-    checked_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    window_start: Mapped[datetime] = mapped_column(UTCDateTime())
-    window_end: Mapped[datetime] = mapped_column(UTCDateTime())
-    rows: Mapped[int] = mapped_column(Integer)
-    reference_digest: Mapped[str] = mapped_column(String(64))
-    share: Mapped[float] = mapped_column(Float)
-    detected: Mapped[bool] = mapped_column(Boolean)
-    consecutive: Mapped[int] = mapped_column(Integer)
-    config: Mapped[dict[str, Any]] = mapped_column(JSON)
-    result: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,19 +80,9 @@ def _from_row(row: DriftCheckRow) -> DriftCheck:
 class CheckStore:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._ready = False
 
     def _ensure(self) -> None:
-        if self._ready:
-            return
-        with self.db.write() as session:
-            connection = session.connection()
-            if connection.dialect.name == "postgresql":
-                connection.execute(
-                    text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MONITOR_SCHEMA_LOCK}
-                )
-            MonitorBase.metadata.create_all(connection)
-        self._ready = True
+        ensure_tables(self.db)
 
     def add(self, check: DriftCheck) -> DriftCheck:
         """Store a check; its `consecutive` count continues the previous check's."""

@@ -194,7 +194,16 @@ class MetricsHistory:
             ],
             "drift_checked_at": max(checked) if checked else None,
             "versions": versions(reading, model),
+            # Retraining tasks not yet ended (open, running, candidate), by status.
+            "tasks": {
+                status: int(n)
+                for (name, status), n in sorted(reading.tasks.items())
+                if name == model and status in ACTIVE_TASKS and n
+            },
         }
+
+
+ACTIVE_TASKS = ("open", "running", "candidate")
 
 
 def per_bucket(cumulative: Buckets, bounds: list[float]) -> list[float]:

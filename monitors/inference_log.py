@@ -34,6 +34,11 @@ and `invalid_requests`; the writer thread owns the rest (`flushed`, `write_error
 `dropped_*`, the rows done, the segments), which `start()` touches only before that thread
 exists. Each counter has one writer, so plain ints suffice; `stats()` reads them from any
 thread. `flush()` and `close()` may be called from any thread.
+
+Recent ids. After each batch it made durable, the writer notes the batch's client-given
+request ids in a bounded index (`recent_ids`, `monitors.recent_ids`), which the feedback
+endpoint reads to say at once whether a label matches a logged row. Never on the request
+path.
 """
 
 from __future__ import annotations
@@ -53,10 +58,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from monitors.log_batches import PendingRecord, build_batches
 from monitors.log_segments import check_replica
 from monitors.log_writer import SegmentWriter
+from monitors.recent_ids import RecentIds, RecentModelIds
 from monitors.sampling import Sampler
 from registry.signature import Signature
 
@@ -82,6 +89,8 @@ class LogSettings:
     retention_s: float = 7 * 24 * 3600.0
     max_pending_rows: int = 100_000
     replica: str = field(default_factory=_default_replica)
+    recent_ids: int = 200_000
+    """Request ids kept for `InferenceLog.recent_ids` (all models; 0: none)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "directory", Path(self.directory))
@@ -96,6 +105,8 @@ class LogSettings:
         for name, value in positive.items():
             if not value > 0:
                 raise ValueError(f"{name} must be positive, got {value}")
+        if self.recent_ids < 0:
+            raise ValueError(f"recent_ids must be >= 0, got {self.recent_ids}")
         if not 0.0 <= self.sample_rate <= 1.0:
             raise ValueError(f"sample_rate must be within [0, 1], got {self.sample_rate}")
         # Retention also expires other replicas' streams by age; a live replica rotates
@@ -135,6 +146,7 @@ class InferenceLog:
         # NOTE: uuid4 per row cost ~1 % of a busy gateway's CPU (one getrandom call each).
         self._id_prefix = secrets.token_hex(8)
         self._id_counter = itertools.count()
+        self._recent = RecentIds(settings.recent_ids)
         self._wake = threading.Event()
         self._progress = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -270,6 +282,13 @@ class InferenceLog:
             "rows_recovered": self._recovered_rows,
         }
 
+    def recent_ids(self, model: str) -> RecentModelIds:
+        """`model`'s request ids written lately, set-like: `id in it`, `(id, row) in it`.
+
+        Bounded (`LogSettings.recent_ids`, oldest forgotten); rows count once flushed.
+        """
+        return self._recent.view(model)
+
     def _recover(self, recover_all: bool) -> None:
         segments, rows, failed = self._segments.recover(any_replica=recover_all)
         self._recovered_segments, self._recovered_rows = segments, rows
@@ -341,6 +360,13 @@ class InferenceLog:
                 )
             else:
                 self._flushed += batch.num_rows
+                self._note_ids(model, batch)
+
+    def _note_ids(self, model: str, batch: pa.RecordBatch) -> None:
+        try:
+            self._recent.add_batch(model, batch, f"{self._id_prefix}-")
+        except Exception:  # noqa: BLE001 -- the index only informs feedback; rows are written
+            self._log_error("recent ids", "noting request ids of %s failed", model, exc_info=True)
 
     def _guarded(self, what: str, action: Callable[[], Any]) -> None:
         try:

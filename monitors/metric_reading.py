@@ -43,6 +43,7 @@ SAMPLES = {
     "mlgate_drift_last_check_timestamp_seconds": ("drift_checked", ("model", "version")),
     "mlgate_drift_score": ("drift_scores", ("model", "version", "feature")),
     "mlgate_model_info": ("info", ("model", "version", "format", "alias")),
+    "mlgate_retraining_tasks": ("tasks", ("model", "status")),
 }
 HISTOGRAMS = ("latency", "batch_sizes")
 # `_created` (when a series began) tells a reset apart even when no value went down.
@@ -67,6 +68,7 @@ class Reading:
     drift_checked: dict[Key, float] = field(default_factory=dict)
     drift_scores: dict[Key, float] = field(default_factory=dict)
     info: dict[Key, float] = field(default_factory=dict)
+    tasks: dict[Key, float] = field(default_factory=dict)
     created: dict[tuple[str, Key], float] = field(default_factory=dict)
 
     @classmethod

@@ -32,6 +32,7 @@ __all__ = [
     "InferenceLogCollector",
     "ServedView",
     "ServingCollector",
+    "TaskCollector",
     "VersionMetrics",
     "latency_buckets",
 ]
@@ -158,6 +159,13 @@ class GatewayMetrics:
             ["model", "version"],
             registry=registry,
         )
+        self.feedback_rows = Counter(
+            "mlgate_feedback_rows",
+            "Ground-truth labels received: matched (a row of this gateway's recent log) or "
+            "unknown (kept, joined later); replaced counts labels that replaced an earlier one.",
+            ["model", "outcome"],
+            registry=registry,
+        )
         self._request_children: dict[
             tuple[str, str, str, str], tuple[Callable[[], None], Callable[[float], None]]
         ] = {}
@@ -176,6 +184,11 @@ class GatewayMetrics:
             self._request_children[key] = children
         children[0]()
         children[1](seconds)
+
+    def count_feedback(self, model: str, *, matched: int, unknown: int, replaced: int) -> None:
+        """One feedback body's labels; `model` must be a registered model (bounded label)."""
+        for outcome, rows in (("matched", matched), ("unknown", unknown), ("replaced", replaced)):
+            self.feedback_rows.labels(model, outcome).inc(rows)
 
     def for_version(self, model: str, version: int) -> VersionMetrics:
         return VersionMetrics(self, model, str(version))
@@ -277,4 +290,32 @@ class InferenceLogCollector(Collector):
         yield rows
 
     def describe(self) -> Iterator[CounterMetricFamily]:
+        return iter(())
+
+
+class TaskCollector(Collector):
+    """`mlgate_retraining_tasks{model,status}`: tasks by status, counted when scraped.
+
+    Every status is exported for every model that has a task, zeros included, so a rule
+    or panel on `status="open"` sees 0 rather than no data.
+    """
+
+    STATUSES = ("open", "running", "candidate", "promoted", "rejected", "failed")
+
+    def __init__(self, counts: Callable[[], Mapping[tuple[str, str], int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        tasks = GaugeMetricFamily(
+            "mlgate_retraining_tasks",
+            "Retraining tasks by model and status.",
+            labels=["model", "status"],
+        )
+        counts = self._counts()
+        for model in sorted({model for model, _ in counts}):
+            for status in self.STATUSES:
+                tasks.add_metric([model, status], counts.get((model, status), 0))
+        yield tasks
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
         return iter(())

@@ -21,7 +21,7 @@ import functools
 import hashlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,16 +31,18 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import ThreadpoolController
 
+from monitors.alert_policy import AlertPolicy
 from monitors.check_store import CheckStore, DriftCheck
 from monitors.drift import DriftColumn, DriftConfig, compute_drift, drift_frame, render_report
 from monitors.drift_methods import evidently_stattests
 from monitors.log_reader import log_models, log_versions, read_log
 from monitors.settings import MonitorSettings
+from monitors.tasks import OpenOutcome, TaskStore
 from registry.errors import NotFound
 from registry.reference import REFERENCE_FILE, read_reference
 from registry.store import Registry
 
-__all__ = ["DriftMonitor", "preload"]
+__all__ = ["DriftMonitor", "preload", "task_store"]
 
 log = logging.getLogger("mlgate.monitors")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -60,10 +62,18 @@ class DriftMonitor:
         settings: MonitorSettings,
         *,
         store: CheckStore | None = None,
+        tasks: TaskStore | None = None,
+        on_task: Callable[[OpenOutcome], None] | None = None,
     ) -> None:
         self.registry = registry
         self.settings = settings
         self.store = store or CheckStore(registry.db)
+        self.tasks = tasks or task_store(registry, settings)
+        self.policy = AlertPolicy(
+            consecutive=settings.alert_consecutive_checks,
+            feature_thresholds=dict(settings.alert_feature_thresholds),
+        )
+        self._on_task = on_task
         self.config = DriftConfig(
             method=settings.drift_method,
             threshold=settings.drift_threshold,
@@ -124,7 +134,7 @@ class DriftMonitor:
             time.perf_counter() - started,
             result.share,
         )
-        return self.store.add(
+        stored = self.store.add(
             DriftCheck(
                 model=model,
                 version=version,
@@ -144,6 +154,29 @@ class DriftMonitor:
                 result=result.to_json(),
             )
         )
+        self._confirm(model, version)
+        return stored
+
+    def _confirm(self, model: str, version: int) -> OpenOutcome | None:
+        """Open (or update) a retraining task if the checks so far confirm drift."""
+        confirmed = self.policy.confirm(self.store.history(model, version, limit=100))
+        if confirmed is None:
+            return None
+        outcome = self.tasks.open(
+            model,
+            version,
+            confirmed.reason,
+            evidence=confirmed.evidence,
+            source="monitor",
+            actor="mlgate monitor",
+            window_start=confirmed.window_start,
+            window_end=confirmed.window_end,
+            rows=confirmed.rows,
+        )
+        log.info("drift confirmed for %s:%s: %s", model, version, outcome.why)
+        if self._on_task is not None:
+            self._on_task(outcome)
+        return outcome
 
     def _config_for(self, columns: dict[str, DriftColumn]) -> DriftConfig:
         """The settings, with per-feature overrides kept only for this model's columns.
@@ -225,6 +258,13 @@ class DriftMonitor:
 def _window_rng(start: datetime, end: datetime) -> np.random.Generator:
     seed = hashlib.sha256(f"{start.isoformat()}|{end.isoformat()}".encode()).digest()
     return np.random.default_rng(int.from_bytes(seed[:8], "big"))
+
+
+def task_store(registry: Registry, settings: MonitorSettings) -> TaskStore:
+    """The task store with the cooldown and minimum rows from the settings."""
+    return TaskStore(
+        registry.db, cooldown_s=settings.task_cooldown_s, min_rows=settings.task_min_rows
+    )
 
 
 def preload() -> None:

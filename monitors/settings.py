@@ -66,6 +66,22 @@ class MonitorSettings(BaseSettings):
     """`MLGATE_DRIFT_METRIC_FEATURES`: at most this many `mlgate_drift_score` series per
     version (the most drifted; predictions always): the `feature` label stays bounded."""
 
+    alert_consecutive_checks: int = Field(default=3, ge=1)
+    """`MLGATE_ALERT_CONSECUTIVE_CHECKS`: drift is confirmed (and a retraining task opened)
+    after this many drifted checks in a row."""
+    alert_feature_thresholds: dict[str, float] = {}
+    """`MLGATE_ALERT_FEATURE_THRESHOLDS`: JSON, per-feature severity thresholds that confirm
+    drift on their own (severity: score relative to its threshold, >= 1 drifted)."""
+    task_cooldown_s: float = Field(default=3600.0, ge=0)
+    """`MLGATE_TASK_COOLDOWN_S`: after a model's retrained version is promoted, no new task
+    opens for it for this long."""
+    task_min_rows: int = Field(default=500, ge=0)
+    """`MLGATE_TASK_MIN_ROWS`: a confirmed window with fewer rows opens no task."""
+    task_webhook_url: str | None = None
+    """`MLGATE_TASK_WEBHOOK_URL`: an http(s) URL that is POSTed `{"event", "task"}` JSON
+    when a retraining task opens or is updated (retried, with an `Idempotency-Key`);
+    unset: nobody is notified."""
+
     def log_path(self) -> Path:
         return self.log_dir if self.log_dir is not None else self.home / "inference_log"
 

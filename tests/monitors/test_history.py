@@ -327,3 +327,15 @@ def test_quantiles_agree_with_prometheus(tmp_path: Path) -> None:
         [str(promtool), "test", "rules", str(spec)], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_retraining_tasks_not_yet_ended_are_in_the_snapshot() -> None:
+    from monitors.metrics import TaskCollector
+
+    registry = CollectorRegistry()
+    counts = {("m", "open"): 1, ("m", "candidate"): 2, ("m", "promoted"): 4}
+    registry.register(TaskCollector(lambda: counts))
+    history = MetricsHistory(registry)
+    history.sample()
+    history.sample()
+    assert history.snapshot()["models"]["m"]["tasks"] == {"candidate": 2, "open": 1}

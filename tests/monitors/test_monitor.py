@@ -218,3 +218,24 @@ def test_an_unknown_method_is_refused_when_the_monitor_is_built(tabular: Registr
 
     with pytest.raises(BadRequest, match="unknown drift method 'nope'"):
         DriftMonitor(tabular, settings(tabular.settings.home, drift_method="nope"))
+
+
+def test_confirmed_drift_opens_exactly_one_task(tabular: Registry, log: InferenceLog) -> None:
+    monitor = DriftMonitor(
+        tabular, settings(tabular.settings.home, alert_consecutive_checks=2, task_min_rows=100)
+    )
+    for i in range(4):
+        send(log, tabular, "mlp", {"x": normal(300, 20 + i, shift=3.0, shifted=6)})
+        assert monitor.check("mlp", 1) is not None
+    tasks = monitor.tasks.list()
+    assert len(tasks) == 1  # checks 2, 3 and 4 all confirm: one task, two duplicates
+    task = tasks[0]
+    assert (task.model, task.serving_version, task.reason, task.status) == (
+        "mlp", 1, "data_drift", "open",
+    )  # fmt: skip
+    assert task.duplicate_count == 2
+    assert task.source == "monitor"
+    assert task.rows == 1200  # the whole run: four windows
+    assert task.evidence["consecutive_checks"] == 4
+    assert task.evidence["top_features"]
+    assert task.evidence["reference_digest"] == monitor.store.latest("mlp", 1).reference_digest  # type: ignore[union-attr]

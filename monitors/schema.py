@@ -1,0 +1,143 @@
+"""Monitoring's tables, in the registry's database, created on first use.
+
+    drift_checks     one row per drift check (check_store.py)
+    retraining_tasks one row per task, with its idempotency key and evidence (tasks.py)
+    task_events      every status change of a task, with its reason (append-only)
+    feedback         ground truth per (model, request id, row); a new label replaces the
+                     old one (feedback.py)
+
+They use their own SQLAlchemy metadata: adding them changes nothing in the registry's
+tables or its schema version.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from registry.db import Database
+from registry.schema import UTCDateTime
+
+__all__ = [
+    "DriftCheckRow",
+    "FeedbackRow",
+    "MonitorBase",
+    "TaskEventRow",
+    "TaskRow",
+    "ensure_tables",
+]
+
+# Any fixed 64-bit number: serialises creating monitoring's tables on PostgreSQL.
+_PG_MONITOR_SCHEMA_LOCK = 0x6D6C6D6F6E69
+
+
+class MonitorBase(DeclarativeBase):
+    pass
+
+
+class DriftCheckRow(MonitorBase):
+    __tablename__ = "drift_checks"
+    __table_args__ = (Index("ix_drift_checks_model_version", "model", "version", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    window_end: Mapped[datetime] = mapped_column(UTCDateTime())
+    rows: Mapped[int] = mapped_column(Integer)
+    reference_digest: Mapped[str] = mapped_column(String(64))
+    share: Mapped[float] = mapped_column(Float)
+    detected: Mapped[bool] = mapped_column(Boolean)
+    consecutive: Mapped[int] = mapped_column(Integer)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class TaskRow(MonitorBase):
+    __tablename__ = "retraining_tasks"
+    __table_args__ = (Index("ix_retraining_tasks_model_status", "model", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    model: Mapped[str] = mapped_column(String(200))
+    serving_version: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(32))
+    window_start: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    window_end: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    rows: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON)
+    duplicate_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    claimed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    candidate_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    outcome: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class TaskEventRow(MonitorBase):
+    """Append-only: no code updates or deletes these rows."""
+
+    __tablename__ = "task_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("retraining_tasks.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    from_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    to_status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(200))
+
+
+class FeedbackRow(MonitorBase):
+    """One label per logged row: (model, request_id, row) is unique."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (
+        UniqueConstraint("model", "request_id", "row", name="uq_feedback_key"),
+        # The join counts the labels received in a window that matched no logged row.
+        Index("ix_feedback_model_received", "model", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(200))
+    request_id: Mapped[str] = mapped_column(String(512))
+    row: Mapped[int] = mapped_column(Integer)
+    label: Mapped[Any] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    known_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    source: Mapped[str] = mapped_column(String(64))
+
+
+_ready: set[str] = set()
+
+
+def ensure_tables(db: Database) -> None:
+    """Create monitoring's tables once per process and database (safe when many start)."""
+    if db.url in _ready:
+        return
+    with db.write() as session:
+        connection = session.connection()
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MONITOR_SCHEMA_LOCK}
+            )
+        MonitorBase.metadata.create_all(connection)
+    _ready.add(db.url)
