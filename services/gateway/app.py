@@ -16,16 +16,24 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry
 from starlette.exceptions import HTTPException
 
-from monitors.metrics import GatewayMetrics, InferenceLogCollector, ServingCollector
+from monitors.metrics import (
+    GatewayMetrics,
+    InferenceLogCollector,
+    ServingCollector,
+    TaskCollector,
+)
 from monitors.settings import MonitorSettings
 from registry.store import Registry
+from services.gateway.alert_routes import alert_routes
 from services.gateway.dashboard import Dashboard
 from services.gateway.dataplane import DataPlane
+from services.gateway.feedback_routes import feedback_routes
 from services.gateway.manager import ModelManager
 from services.gateway.monitoring import GatewayMonitoring
 from services.gateway.monitoring_routes import monitoring_routes
 from services.gateway.rest import build_routes
 from services.gateway.settings import GatewaySettings
+from services.gateway.task_routes import task_routes
 
 __all__ = ["create_app"]
 
@@ -59,6 +67,7 @@ def create_app(
         collectors = [
             ServingCollector(manager.served_views),
             InferenceLogCollector(monitoring.log.stats),
+            TaskCollector(monitoring.tasks.counts),
         ]
         for collector in collectors:
             metrics.registry.register(collector)
@@ -92,8 +101,12 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.metrics = metrics
-    app.router.routes.extend([*build_routes(settings, metrics), *monitoring_routes(settings)])
+    app.router.routes.extend(
+        [*build_routes(settings, metrics), *monitoring_routes(settings), *alert_routes(settings)]
+    )
+    app.router.routes.extend(feedback_routes(settings))
     app.router.routes.extend(dashboard.routes())
+    app.router.routes.extend(task_routes(settings))
 
     async def unmatched(_request: Request, exc: Exception) -> Response:
         """404 and 405 from the router, in the same envelope as everything else."""

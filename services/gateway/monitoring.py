@@ -22,6 +22,8 @@ from monitors.inference_log import InferenceLog, LogSettings
 from monitors.metrics import GatewayMetrics
 from monitors.monitor import DriftMonitor, preload
 from monitors.settings import MonitorSettings
+from monitors.task_webhook import TaskNotifier
+from monitors.tasks import OpenOutcome, Task
 from registry.errors import NotFound
 from registry.store import Registry
 from services.gateway.manager import ModelManager
@@ -48,7 +50,10 @@ class GatewayMonitoring:
         self.metrics = metrics
         self.settings = settings
         self.store = CheckStore(registry.db)
-        self.monitor = DriftMonitor(registry, settings, store=self.store)
+        url = settings.task_webhook_url
+        self.notifier = TaskNotifier(url) if url else None
+        self.monitor = DriftMonitor(registry, settings, store=self.store, on_task=self.announce)
+        self.tasks = self.monitor.tasks
         replica = settings.log_replica or f"{socket.gethostname()}-{port}"
         self.log = InferenceLog(log_settings(settings, replica))
         self._task: asyncio.Task[None] | None = None
@@ -69,6 +74,8 @@ class GatewayMonitoring:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await asyncio.to_thread(self.log.close, 10.0)
+        if self.notifier is not None:
+            await asyncio.to_thread(self.notifier.close, 10.0)
 
     async def _loop(self) -> None:
         while True:
@@ -104,6 +111,16 @@ class GatewayMonitoring:
             checked_at=check.checked_at.timestamp(),
         )
 
+    def announce(self, what: OpenOutcome | Task) -> None:
+        """Tell MLGATE_TASK_WEBHOOK_URL (if set) of a task opened or changed; never blocks."""
+        if self.notifier is None:
+            return
+        if isinstance(what, Task):
+            self.notifier.notify(what, "task.updated")
+        elif what.task is not None:
+            event = "task.opened" if what.action == "created" else "task.updated"
+            self.notifier.notify(what.task, event)
+
     # ---------------------------------------------------------------- what routes ask
 
     def latest(self, model: str, version: int | None) -> DriftCheck:
@@ -118,13 +135,17 @@ class GatewayMonitoring:
             )
         return check
 
-    def report(self, model: str, version: int | None, check_id: int | None) -> Path:
+    def check(self, model: str, version: int | None, check_id: int | None) -> DriftCheck:
+        """A stored check by id, or the latest one."""
         if check_id is None:
-            return self.monitor.report(self.latest(model, version))
+            return self.latest(model, version)
         check = self.store.get(check_id)
         if check is None or check.model != model:
             raise NotFound(f"model {model} has no drift check {check_id}")
-        return self.monitor.report(check)
+        return check
+
+    def report(self, model: str, version: int | None, check_id: int | None) -> Path:
+        return self.monitor.report(self.check(model, version, check_id))
 
 
 def log_settings(settings: MonitorSettings, replica: str) -> LogSettings:

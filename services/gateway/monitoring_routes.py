@@ -32,7 +32,8 @@ def monitoring_routes(settings: GatewaySettings) -> list[Route]:
         plane = monitoring(request)
         name = model_name(request.path_params["name"])
         version = version_number(request.query_params.get("version"))
-        check = await asyncio.to_thread(plane.latest, name, version)
+        check_id = _check_id(request.query_params.get("check"))
+        check = await asyncio.to_thread(plane.check, name, version, check_id)
         return json_response(check.to_json())
 
     async def drift_report(request: Request) -> Response:

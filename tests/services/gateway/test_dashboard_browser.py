@@ -29,6 +29,7 @@ from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 
 from monitors.metrics import GatewayMetrics, ServedView, ServingCollector
+from monitors.tasks import TaskStore
 from registry import Registry
 from services.gateway.dashboard import DIST, Dashboard
 from tests.services.gateway.conftest import FEATURES, LiveServer, free_port
@@ -168,6 +169,9 @@ def test_the_dashboard_draws_live_traffic(registry: Registry) -> None:
         app: Any = live.server.config.app
         traffic = Traffic(live.url)
         try:
+            TaskStore(registry.db).open(
+                "mlp", 1, "data_drift", evidence={"drift_share": 0.5}, source="test", actor="t"
+            )
             publish_drift_checks(app.state.metrics, scores)
             with chromium_page() as browsed:
                 page = browsed.page
@@ -186,6 +190,7 @@ def test_the_dashboard_draws_live_traffic(registry: Registry) -> None:
                     "rows => rows.map(row => [...row.cells].map(c => c.textContent).join('\\t'))",
                 )
                 served = httpx.get(f"{live.url}/dashboard/data").json()["models"]["mlp"]
+                tasks_open = page.get_attribute('[data-chart="tasks"]', "data-open")
                 # Two models are served: the selector is shown and switches the charts.
                 assert page.is_visible("#model")
                 page.select_option("#model", "two")
@@ -214,6 +219,7 @@ def test_the_dashboard_draws_live_traffic(registry: Registry) -> None:
     assert shown["batch-size"]["since start"] > 0
     assert set(shown["queue"]) == {"queue depth", "queue full", "shed", "deadline"}
     assert shown["drift"] == {"drifted": 50.0}
+    assert tasks_open == "1"
     # Highest score first; the top 10 of 7 columns is all of them.
     ranked = sorted(scores, key=lambda feature: -scores[feature])
     assert [row.split("\t")[0] for row in rows] == ranked

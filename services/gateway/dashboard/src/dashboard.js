@@ -360,6 +360,29 @@ function driftTable(model, now) {
   return section;
 }
 
+function tasksPanel(name, model) {
+  const tasks = model.tasks ?? {};
+  const total = Object.values(tasks).reduce((a, b) => a + b, 0);
+  const section = h(
+    "section",
+    { class: "panel", "data-chart": "tasks", "data-open": String(total) },
+    h("h2", {}, "Retraining tasks"),
+    h("p", { class: "note" }, "tasks not yet ended: open, running (a worker is retraining), candidate (waiting for approval)"),
+  );
+  if (!total) {
+    section.append(h("p", { class: "placeholder" }, "No open retraining task."));
+    return section;
+  }
+  const rows = Object.entries(tasks).map(([status, n]) =>
+    h("tr", {}, h("td", {}, status), h("td", { class: "num" }, String(n))),
+  );
+  section.append(
+    h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "status"), h("th", { class: "num" }, "tasks"))), h("tbody", {}, ...rows)),
+    h("p", { class: "note" }, `Details: /retraining/tasks?model=${name}`),
+  );
+  return section;
+}
+
 // ------------------------------------------------------------------ the page
 
 function showEmpty(message) {
@@ -416,10 +439,11 @@ function render(snapshot) {
     if (!holder.section.isConnected) grid.append(holder.section); // in the grid before sizing
     draw(holder, spec.chart(spec, state.model, model, holder));
   }
-  const table = driftTable(model, snapshot.generated_at);
-  const old = grid.querySelector('[data-chart="top-drift"]');
-  if (old) old.replaceWith(table);
-  else grid.append(table);
+  for (const panel of [driftTable(model, snapshot.generated_at), tasksPanel(state.model, model)]) {
+    const old = grid.querySelector(`[data-chart="${panel.dataset.chart}"]`);
+    if (old) old.replaceWith(panel);
+    else grid.append(panel);
+  }
 }
 
 function setStatus(text, failed = false) {

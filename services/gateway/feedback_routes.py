@@ -1,0 +1,54 @@
+"""`POST /v1/models/{m}/feedback`: ground truth for logged inferences, keyed by request id.
+
+Thin like the other routes: the body's rules and the store are `monitors.feedback`. The
+same API keys as inference; the model must be registered (404 otherwise), served here or
+not. Database work runs in a worker thread. The answer counts what was `matched` against
+this gateway's recent log, what is `unknown` (stored anyway), and what `replaced` an
+earlier label; `mlgate_feedback_rows_total{model,outcome}` counts the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from monitors.feedback import FeedbackReceipt, FeedbackStore
+from monitors.feedback_body import ParsedFeedback, parse_feedback
+from registry.errors import BadRequest
+from services.gateway.auth import check_api_key
+from services.gateway.monitoring import GatewayMonitoring
+from services.gateway.rest import guarded, json_response, model_name, read_body
+from services.gateway.settings import GatewaySettings
+
+__all__ = ["feedback_routes"]
+
+
+def feedback_routes(settings: GatewaySettings) -> list[Route]:
+    async def feedback(request: Request) -> Response:
+        check_api_key(request.headers, settings.api_keys)
+        monitoring: GatewayMonitoring = request.app.state.monitoring
+        name = model_name(request.path_params["name"])
+        await asyncio.to_thread(monitoring.registry.get, name)  # 404 before reading the body
+        body = await read_body(request, settings.max_body_bytes)
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+        parsed = parse_feedback(document, max_items=settings.max_rows_per_request)
+        receipt = await asyncio.to_thread(_store, monitoring, name, parsed)
+        monitoring.metrics.count_feedback(
+            name, matched=receipt.matched, unknown=receipt.unknown, replaced=receipt.replaced
+        )
+        return json_response(receipt.to_json())
+
+    return [Route("/v1/models/{name}/feedback", guarded(feedback), methods=["POST"])]
+
+
+def _store(monitoring: GatewayMonitoring, model: str, parsed: ParsedFeedback) -> FeedbackReceipt:
+    return FeedbackStore(monitoring.registry.db).add(
+        model, parsed.items, known=monitoring.log.recent_ids(model), source=parsed.source
+    )
