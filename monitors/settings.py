@@ -82,6 +82,22 @@ class MonitorSettings(BaseSettings):
     when a retraining task opens or is updated (retried, with an `Idempotency-Key`);
     unset: nobody is notified."""
 
+    retrainer: Literal["inprocess", "off"] = "off"
+    """`MLGATE_RETRAINER`: `inprocess` runs a retraining worker inside the gateway (one
+    process for everything, as `mlgate demo` does); `off` leaves tasks to
+    `mlgate retrain --worker` processes or to the outbound webhook."""
+    retrain_interval_s: float = Field(default=5.0, gt=0)
+    """`MLGATE_RETRAIN_INTERVAL_S`: how often an idle in-process worker looks for a task."""
+    retrain_margin: float = Field(default=0.01, ge=0)
+    """`MLGATE_RETRAIN_MARGIN`: how much better (AUC, or -MSE) a candidate must be on the
+    held-out window to be promoted without a person."""
+    retrain_auto_promote: bool = True
+    """`MLGATE_RETRAIN_AUTO_PROMOTE`: false leaves every candidate for approval."""
+    retrain_min_labelled_rows: int = Field(default=200, ge=1)
+    """`MLGATE_RETRAIN_MIN_LABELLED_ROWS`: fewer labelled rows in the window fail the task."""
+    retrain_holdout_fraction: float = Field(default=0.3, gt=0, lt=1)
+    """`MLGATE_RETRAIN_HOLDOUT_FRACTION`: the labelled rows kept back for the comparison."""
+
     def log_path(self) -> Path:
         return self.log_dir if self.log_dir is not None else self.home / "inference_log"
 

@@ -16,7 +16,7 @@ from registry.records import AliasEvent, ArtifactInfo, ModelSummary, ModelVersio
 from registry.settings import RegistrySettings
 from registry.signature import Signature, TensorSpec
 from registry.store import Registry
-from registry.training import TrainingResult
+from registry.training import TrainingContext, TrainingResult
 
 __all__ = [
     "AliasEvent",
@@ -31,6 +31,7 @@ __all__ = [
     "RegistrySettings",
     "Signature",
     "TensorSpec",
+    "TrainingContext",
     "TrainingResult",
     "parse_ref",
 ]

@@ -4,6 +4,11 @@ A trainer entrypoint is a function `train(data, params=None, *, seed=0)` that ta
 DataFrame of features plus the label column and returns a `TrainingResult`. Its
 `"module:function"` name is recorded in lineage, so that a retraining task can run the
 same code on new data and register the result as a child version.
+
+A trainer that can be retrained also takes `context: TrainingContext | None = None`: the
+retrainer then calls `train(context.window, params, seed=seed, context=context)`, and the
+trainer builds its data from the logged window's features and labels (the label column
+names are in `context.label_columns`; the trainer knows what its own label is called).
 """
 
 from __future__ import annotations
@@ -21,7 +26,25 @@ if TYPE_CHECKING:
     from registry.records import ModelVersion
     from registry.store import Registry
 
-__all__ = ["TrainingResult"]
+__all__ = ["TrainingContext", "TrainingResult"]
+
+
+@dataclass(frozen=True, eq=False)
+class TrainingContext:
+    """What a retraining task hands the trainer entrypoint."""
+
+    window: Any
+    """DataFrame: the logged rows of the drifted window that have ground truth, minus the
+    held-out rows the retrainer keeps for its comparison; the model's feature columns,
+    its outputs at the time, and the label column(s)."""
+    label_columns: tuple[str, ...]
+    reference: Any
+    """DataFrame: the serving version's reference sample (its inputs and outputs)."""
+    parent: str
+    """The serving version, `name:version`."""
+    task_id: int
+    seed: int
+    params: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from services.cli_common import JsonOption, app, emit_json, err, out, progress, reports_errors
 
@@ -19,60 +20,65 @@ def demo(
     rows: Annotated[int, typer.Option(min=100, help="Rows of generated training data.")] = 20_000,
     seed: Annotated[int, typer.Option(help="Seed for data and training.")] = 7,
     name: Annotated[str, typer.Option(help="Model name.")] = "credit-risk",
-    requests: Annotated[int, typer.Option(min=0, help="Requests to send (0: no traffic).")] = 2000,
-    concurrency: Annotated[int, typer.Option(min=1, help="Concurrent clients.")] = 16,
+    loop_rows: Annotated[
+        int, typer.Option(min=600, help="Requests per traffic phase of the loop.")
+    ] = 3000,
     as_json: JsonOption = False,
 ) -> None:
-    """Train, register, export through the gate, promote, then serve and send traffic."""
-    from services.demo import demo_traffic, run_demo
-    from services.render import lineage_tree
+    """The whole loop: train, register, gate, serve; drift; a task; retrain; promote."""
+    import time
+
+    from rich.table import Table
+
+    from services.demo import run_demo
+    from services.demo_loop import LoopStep, run_loop
 
     state = ctx.obj
     registry = state.registry()
+    started = time.perf_counter()
     with progress("demo") as step:
         outcome = run_demo(registry, rows=rows, seed=seed, name=name, progress=step, log=err.print)
-    if not as_json:
-        out.print(lineage_tree(registry.lineage(outcome["ref"]), registry.alias_history(name)))
-    if requests:
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-        ) as bar:
-            task = bar.add_task(f"{requests} requests, {concurrency} at a time", total=requests)
-            outcome["traffic"] = demo_traffic(
-                state.home,
-                state.registry_url,
-                name,
-                requests=requests,
-                concurrency=concurrency,
-                seed=seed,
-                advance=lambda: bar.advance(task),
-            )
-    if as_json:
-        emit_json(outcome)
-        return
-    if requests:
-        traffic = outcome["traffic"]
-        out.print(
-            f"served {traffic['requests']} requests ({traffic['concurrency']} concurrent clients): "
-            f"p50 {traffic['p50_ms']:.2f} ms, p99 {traffic['p99_ms']:.2f} ms, "
-            f"{traffic['throughput_rps']:.0f} req/s, mean batch size {traffic['mean_batch_size']} "
-            f"(batches by dispatch reason: {traffic['batch_reasons']}), "
-            f"statuses {traffic['statuses']}"
-        )
-        if traffic["mean_batch_size"] == 1.0:
-            out.print(
-                "  every request ran at once: this model computes faster than a hop to a "
-                "worker thread, so nothing was worth waiting for (see docs/gateway.md; "
-                "`make bench` shows batching on a compute-bound model)"
-            )
-    out.print(
-        f"[bold green]{outcome['ref']}[/] is {name}@production · took {outcome['seconds']:.1f}s"
+    first = LoopStep(
+        "train → register → export → promote",
+        round(time.perf_counter() - started, 1),
+        f"{outcome['ref']} AUC {outcome['metrics']['auc']:.3f}; ONNX, TorchScript passed the gate",
     )
+    err.print(f"[green]✓[/] {first.name}: {first.figure}")
+    loop = run_loop(
+        state.home or registry.settings.home,
+        state.registry_url,
+        name,
+        seed=seed,
+        rows=loop_rows,
+        log=lambda s: err.print(f"[green]✓[/] {s.name} ({s.seconds:.1f} s): {s.figure}"),
+    )
+    steps = [first, *loop]
+    served = registry.get(f"{name}@production")
+    lineage = Path(registry.settings.home) / "reports" / f"lineage-{name}-v{served.version}.json"
+    lineage.parent.mkdir(parents=True, exist_ok=True)
+    lineage.write_text(json.dumps(registry.lineage(served.ref), indent=2, default=str))
+    report = next(s.details["report"] for s in steps if "report" in s.details)
+    if as_json:
+        emit_json(
+            {
+                **outcome,
+                "steps": [s.__dict__ for s in steps],
+                "serving": served.ref,
+                "report": report,
+                "lineage": str(lineage),
+            }
+        )
+        return
+    table = Table(title=f"mlgate demo: the whole loop on {name}")
+    for column in ("step", "seconds", "key figure"):
+        table.add_column(column)
+    for s in steps:
+        table.add_row(s.name, f"{s.seconds:.1f}", s.figure)
+    out.print(table)
+    total = sum(s.seconds for s in steps)
+    out.print(f"drift report: {report}")
+    out.print(f"lineage of {served.ref}: {lineage} (or `mlgate show {name}@production`)")
+    out.print(f"[bold green]{served.ref}[/] is {name}@production · the loop took {total:.0f} s")
 
 
 @app.command()

@@ -1,28 +1,23 @@
-"""`mlgate demo`: the loop so far, on the credit-risk example, with the embedded defaults.
+"""`mlgate demo`, first half: the credit-risk model trained, registered, gated, promoted.
 
 Generate data → run the trainer entrypoint → register with lineage → export to ONNX and
-TorchScript through the parity gate → promote to `production` → start the gateway as its
-own process → send it traffic (fresh applications from the same generator) → report
-latency percentiles and the batch sizes the gateway formed.
+TorchScript through the parity gate → promote to `production`. The second half, the
+served loop (drift, a task, retraining, promotion), is `services/demo_loop.py`.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from examples.credit_risk.data import FEATURES, generate, source_uri
+from examples.credit_risk.data import generate, source_uri
 from examples.credit_risk.train import TRAINER
 from exporters import export
 from registry.entrypoints import resolve_entrypoint
 from registry.store import Registry
-from services.traffic import GatewayProcess, infer_body, send
 
-__all__ = ["demo_traffic", "run_demo"]
+__all__ = ["run_demo"]
 
 
 def run_demo(
@@ -72,21 +67,3 @@ def run_demo(
         "promoted": {"alias": event.alias, "from": event.from_version, "to": event.to_version},
         "seconds": round(time.perf_counter() - started, 2),
     }
-
-
-def demo_traffic(
-    home: Path | None,
-    registry_url: str | None,
-    name: str,
-    *,
-    requests: int,
-    concurrency: int,
-    seed: int,
-    advance: Callable[[], None],
-) -> dict[str, Any]:
-    """Serve `name@production` in a real gateway process and send it one-row requests."""
-    applications = generate(requests, seed=seed + 1)[FEATURES].to_numpy(np.float32)
-    bodies = [infer_body("features", applications[i : i + 1]) for i in range(requests)]
-    with GatewayProcess(home, registry_url) as gateway:
-        report = send(gateway.url, name, bodies, concurrency=concurrency, advance=advance)
-    return report.summary()

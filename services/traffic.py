@@ -123,9 +123,10 @@ class TrafficReport:
         }
 
 
-def infer_body(input_name: str, rows: np.ndarray) -> bytes:
+def infer_body(input_name: str, rows: np.ndarray, request_id: str | None = None) -> bytes:
     return orjson.dumps(
         {
+            **({"id": request_id} if request_id is not None else {}),
             "inputs": [
                 {
                     "name": input_name,
@@ -133,7 +134,7 @@ def infer_body(input_name: str, rows: np.ndarray) -> bytes:
                     "datatype": "FP32",
                     "data": rows.ravel(),
                 }
-            ]
+            ],
         },
         option=orjson.OPT_SERIALIZE_NUMPY,
     )

@@ -1,7 +1,8 @@
 """The trainer entrypoint recorded in lineage: `examples.credit_risk.train:train`.
 
-`train(data, params, seed=..., source=...)` takes a DataFrame with the feature columns
-and the `default` label, holds out a seeded validation split, fits the network and
+`train(data, params, seed=..., source=..., context=None)` takes a DataFrame with the
+feature columns and the `default` label (or, from a retraining task, a `TrainingContext`
+whose labelled window it trains on), holds out a seeded validation split, fits the network and
 returns a `TrainingResult` (model, example inputs, reference inputs, datasets with
 digests, params, and metrics on the validation set). A retraining task calls the same
 function with new data.
@@ -19,7 +20,7 @@ from torch import nn
 
 from examples.credit_risk.data import FEATURES, LABEL
 from examples.credit_risk.model import build_model
-from registry import Dataset, Metric, TrainingResult
+from registry import Dataset, Metric, TrainingContext, TrainingResult
 
 __all__ = ["DEFAULT_PARAMS", "TRAINER", "auc", "train"]
 
@@ -41,8 +42,14 @@ def train(
     *,
     seed: int = 0,
     source: str = "memory://credit-risk",
+    context: TrainingContext | None = None,
 ) -> TrainingResult:
     settings = {**DEFAULT_PARAMS, **dict(params or {}), "seed": seed}
+    if context is not None:
+        # A retraining task: the logged window's features with their ground truth.
+        label = context.window[context.label_columns[0]].round().astype(int)
+        data = context.window[FEATURES].assign(**{LABEL: label})
+        source = f"retraining-task://{context.task_id}?parent={context.parent}"
     missing = [c for c in [*FEATURES, LABEL] if c not in data.columns]
     if missing:
         raise ValueError(f"training data lacks columns {missing}")

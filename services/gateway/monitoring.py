@@ -27,6 +27,7 @@ from monitors.tasks import OpenOutcome, Task
 from registry.errors import NotFound
 from registry.store import Registry
 from services.gateway.manager import ModelManager
+from services.retrainer import Retrainer
 
 __all__ = ["GatewayMonitoring"]
 
@@ -56,7 +57,13 @@ class GatewayMonitoring:
         self.tasks = self.monitor.tasks
         replica = settings.log_replica or f"{socket.gethostname()}-{port}"
         self.log = InferenceLog(log_settings(settings, replica))
+        self.retrainer = (
+            Retrainer(registry, settings, worker=f"{replica}:retrain", announce=self.announce)
+            if settings.retrainer == "inprocess"
+            else None
+        )
         self._task: asyncio.Task[None] | None = None
+        self._retraining: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await asyncio.to_thread(self.log.start)
@@ -67,12 +74,15 @@ class GatewayMonitoring:
             await asyncio.to_thread(preload)
         if self.settings.drift_monitor != "off":
             self._task = asyncio.get_running_loop().create_task(self._loop())
+        if self.retrainer is not None:
+            self._retraining = asyncio.get_running_loop().create_task(self._retrain_loop())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._retraining):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await asyncio.to_thread(self.log.close, 10.0)
         if self.notifier is not None:
             await asyncio.to_thread(self.notifier.close, 10.0)
@@ -84,6 +94,23 @@ class GatewayMonitoring:
                 await asyncio.to_thread(self.tick)
             except Exception:
                 log.exception("drift monitoring failed; trying again next interval")
+
+    async def _retrain_loop(self) -> None:
+        """An in-process retraining worker: a task at a time, in a worker thread.
+
+        NOTE: training shares this process's cores and GIL with serving; it is the
+        one-machine default of `mlgate demo`. With real traffic run `mlgate retrain
+        --worker` elsewhere instead (MLGATE_RETRAINER=off).
+        """
+        assert self.retrainer is not None
+        while True:
+            try:
+                done = await asyncio.to_thread(self.retrainer.run_next)
+            except Exception:
+                log.exception("the in-process retrainer failed; trying again")
+                done = None
+            if done is None:
+                await asyncio.sleep(self.settings.retrain_interval_s)
 
     def tick(self) -> list[DriftCheck]:
         """One round: check (in process) and publish the served versions' latest checks."""

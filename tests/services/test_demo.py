@@ -1,58 +1,64 @@
+"""`mlgate demo`: the whole loop, shortened (less training data and traffic), end to end."""
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from registry import Registry
 from services.cli import app
 
+pytestmark = pytest.mark.slow
 
-def test_the_demo_runs_the_loop_so_far(tmp_path: Path) -> None:
-    runner = CliRunner()
-    result = runner.invoke(
+STEPS = [
+    "train → register → export → promote",
+    "serve",
+    "in-distribution traffic",
+    "drift detected",
+    "one task opened",
+    "retrained, gated, promoted",
+    "served by the new version",
+]
+
+
+def test_the_demo_runs_the_whole_loop(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
         app,
-        [
-            "--home",
-            str(tmp_path),
-            "demo",
-            "--rows",
-            "3000",
-            "--requests",
-            "60",
-            "--concurrency",
-            "4",
-            "--json",
-        ],
+        ["--home", str(tmp_path), "demo", "--rows", "6000", "--loop-rows", "1200", "--json"],
     )
-    assert result.exit_code == 0, (result.stdout, result.stderr)
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
     outcome = json.loads(result.stdout)
-    assert outcome["ref"] == "credit-risk:1"
-    assert outcome["exports"]["onnx"]["status"] == "passed"
-    assert outcome["exports"]["torchscript"]["status"] == "passed"
-    assert outcome["promoted"] == {"alias": "production", "from": None, "to": 1}
-    assert 0.6 < outcome["metrics"]["auc"] < 1.0
-    traffic = outcome["traffic"]
-    assert traffic["statuses"] == {"200": 60}
-    assert traffic["requests"] == 60
-    assert traffic["p50_ms"] > 0
-    assert traffic["p99_ms"] >= traffic["p50_ms"]
-    assert traffic["mean_batch_size"] >= 1
+    assert [s["name"] for s in outcome["steps"]] == STEPS
+    assert all(s["seconds"] >= 0 for s in outcome["steps"])
+    assert outcome["serving"] == "credit-risk:2"
+    assert "<html" in Path(outcome["report"]).read_text()[:5000].lower()
+    lineage = json.loads(Path(outcome["lineage"]).read_text())
+    assert lineage["parent"] == "credit-risk:1"
 
     registry = Registry(home=tmp_path)
-    production = registry.get("credit-risk@production")
-    assert production.lineage["trainer"] == "examples.credit_risk.train:train"
-    assert production.signature.output_names == ["default_probability"]
-    assert len(production.signature.feature_names["features"]) == 14
-    assert production.lineage["datasets"][0]["source"].startswith(
-        "generated://examples.credit_risk"
-    )
+    try:
+        v2 = registry.get("credit-risk@production")
+        assert v2.version == 2
+        assert v2.parent == "credit-risk:1"
+        assert v2.task_id == "1"
+        assert v2.servable_artifact("onnx") is not None
+        history = registry.alias_history("credit-risk", "production")
+        assert [(e.from_version, e.to_version) for e in history] == [(None, 1), (1, 2)]
+    finally:
+        registry.close()
 
-    again = runner.invoke(
-        app, ["--home", str(tmp_path), "demo", "--rows", "3000", "--requests", "0"]
+
+def test_the_demo_table_names_every_step_and_the_files(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["--home", str(tmp_path), "demo", "--rows", "6000", "--loop-rows", "1200"]
     )
-    assert again.exit_code == 0, again.stderr
-    assert "credit-risk:2 is credit-risk@production" in again.stdout
-    assert "production: 1 → 2" in again.stdout
-    registry.close()
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    text = " ".join(result.stdout.split())
+    for step in ("in-distribution traffic", "drift detected", "served by the new version"):
+        assert step in text
+    assert "drift report:" in text
+    assert "lineage of credit-risk:2:" in text
+    assert "credit-risk:2 is credit-risk@production" in text
