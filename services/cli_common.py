@@ -81,6 +81,13 @@ class CliState:
 
         return Registry(url=self.registry_url, home=self.home)
 
+    def monitor_settings(self, registry: Any) -> Any:
+        """`MLGATE_*` monitoring settings, at the registry's home (or --home)."""
+        from monitors.settings import MonitorSettings
+
+        home = self.home if self.home is not None else registry.settings.home
+        return MonitorSettings().model_copy(update={"home": Path(home)})
+
 
 @app.callback()
 def _options(

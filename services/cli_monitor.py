@@ -15,11 +15,8 @@ __all__ = ["drift", "monitor"]
 
 def _monitor(state: Any, registry: Any) -> Any:
     from monitors.monitor import DriftMonitor
-    from monitors.settings import MonitorSettings
 
-    settings = MonitorSettings()
-    home = state.home if state.home is not None else registry.settings.home
-    return DriftMonitor(registry, settings.model_copy(update={"home": Path(home)}))
+    return DriftMonitor(registry, state.monitor_settings(registry))
 
 
 @app.command()

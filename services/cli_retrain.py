@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import time
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -52,7 +51,6 @@ def retrain(
     as_json: JsonOption = False,
 ) -> None:
     """Retrain a drifted model from its task: train, register, gate, compare, promote."""
-    from monitors.settings import MonitorSettings
     from registry.errors import BadRequest
     from services.retrainer import Retrainer, RetrainSettings
 
@@ -60,9 +58,7 @@ def retrain(
         raise BadRequest("give a TASK_ID or --worker (not both)")
     state = ctx.obj
     registry = state.registry()
-    settings = MonitorSettings()
-    if state.home is not None:
-        settings = settings.model_copy(update={"home": Path(state.home)})
+    settings = state.monitor_settings(registry)
     retrainer = Retrainer(
         registry,
         settings,

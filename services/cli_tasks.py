@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -23,13 +22,9 @@ app.add_typer(tasks_app, name="tasks")
 
 def _store(state: Any) -> tuple[Any, Any]:
     from monitors.monitor import task_store
-    from monitors.settings import MonitorSettings
 
     registry = state.registry()
-    settings = MonitorSettings()
-    if state.home is not None:
-        settings = settings.model_copy(update={"home": Path(state.home)})
-    return registry, task_store(registry, settings)
+    return registry, task_store(registry, state.monitor_settings(registry))
 
 
 def _announce(task: Any, event: str) -> None:
