@@ -40,9 +40,10 @@ CONFIG = DEPLOY / "prometheus" / "prometheus.yml"
 DASHBOARD = DEPLOY / "grafana" / "mlgate.json"
 
 # The gateway's /metrics contract: DESIGN.md, "Public contracts" -> "Metrics", completed by
-# the monitoring brief with mlgate_queue_capacity, mlgate_drift_consecutive_detections and
-# mlgate_inference_log_rows_total. Name -> type; a histogram also exposes _bucket, _count
-# and _sum. Keep in step with the collectors in monitors/.
+# the monitoring brief with mlgate_queue_capacity, mlgate_drift_consecutive_detections,
+# mlgate_inference_log_rows_total and, for the retraining loop, mlgate_feedback_rows_total.
+# Name -> type; a histogram also exposes _bucket, _count and _sum. Keep in step with the
+# collectors in monitors/.
 CONTRACT_METRICS: dict[str, str] = {
     "mlgate_requests_total": "counter",
     "mlgate_request_duration_seconds": "histogram",
@@ -60,6 +61,8 @@ CONTRACT_METRICS: dict[str, str] = {
     "mlgate_drift_consecutive_detections": "gauge",
     "mlgate_drift_last_check_timestamp_seconds": "gauge",
     "mlgate_inference_log_rows_total": "counter",
+    "mlgate_retraining_tasks": "gauge",
+    "mlgate_feedback_rows_total": "counter",
 }
 
 METRIC_NAME = re.compile(r"mlgate_[a-z_]+")
