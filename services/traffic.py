@@ -26,7 +26,7 @@ import aiohttp
 import numpy as np
 import orjson
 
-__all__ = ["GatewayProcess", "TrafficReport", "send"]
+__all__ = ["GatewayProcess", "TrafficReport", "free_port", "send"]
 
 
 def free_port() -> int:

@@ -13,10 +13,15 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
-from registry.errors import BadRequest
 from services.gateway.auth import check_api_key
 from services.gateway.monitoring import GatewayMonitoring
-from services.gateway.rest import guarded, json_response, model_name, version_number
+from services.gateway.rest import (
+    guarded,
+    json_response,
+    model_name,
+    positive_int,
+    version_number,
+)
 from services.gateway.settings import GatewaySettings
 
 __all__ = ["monitoring_routes"]
@@ -51,8 +56,4 @@ def monitoring_routes(settings: GatewaySettings) -> list[Route]:
 
 
 def _check_id(text: str | None) -> int | None:
-    if text is None:
-        return None
-    if not text.isdigit() or int(text) < 1:
-        raise BadRequest(f"query parameter 'check' must be a positive integer, got {text!r}")
-    return int(text)
+    return None if text is None else positive_int(text, "query parameter 'check'")

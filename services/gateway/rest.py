@@ -36,6 +36,7 @@ __all__ = [
     "guarded",
     "json_response",
     "model_name",
+    "positive_int",
     "version_number",
 ]
 
@@ -322,6 +323,13 @@ def version_number(text: str | None) -> int | None:
         return None
     if not text.isdigit() or int(text) < 1:
         raise BadRequest(f"model version {text!r} is not a positive integer")
+    return int(text)
+
+
+def positive_int(text: str, what: str) -> int:
+    """A path or query parameter that must be a positive integer; 400 naming it otherwise."""
+    if not text.isdigit() or int(text) < 1:
+        raise BadRequest(f"{what} must be a positive integer, got {text!r}")
     return int(text)
 
 

@@ -18,7 +18,7 @@ from monitors.task_decisions import approve_task, reject_task
 from registry.errors import BadRequest
 from services.gateway.auth import check_admin, check_api_key
 from services.gateway.monitoring import GatewayMonitoring
-from services.gateway.rest import guarded, json_response, model_name, read_body
+from services.gateway.rest import guarded, json_response, model_name, positive_int, read_body
 from services.gateway.settings import GatewaySettings
 
 __all__ = ["task_routes"]
@@ -42,7 +42,7 @@ def task_routes(settings: GatewaySettings) -> list[Route]:
             plane(request).tasks.list,
             model=None if model is None else model_name(model),
             status=query.get("status"),
-            limit=_positive(query.get("limit", "100"), "limit"),
+            limit=positive_int(query.get("limit", "100"), "limit"),
         )
         return json_response({"tasks": [t.to_json() for t in tasks]})
 
@@ -101,10 +101,4 @@ async def _decision(request: Request) -> tuple[str, str]:
 
 
 def _task_id(request: Request) -> int:
-    return _positive(request.path_params["task_id"], "task id")
-
-
-def _positive(text: str, what: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise BadRequest(f"{what} must be a positive integer, got {text!r}")
-    return int(text)
+    return positive_int(request.path_params["task_id"], "task id")

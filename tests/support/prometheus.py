@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -33,6 +32,7 @@ from typing import Any
 
 import httpx
 
+from services.traffic import free_port
 from tests.support.debian import apt_install
 
 __all__ = ["PrometheusError", "api_get", "ensure_prometheus", "prometheus_server", "query"]
@@ -65,12 +65,6 @@ def ensure_prometheus() -> tuple[Path, Path]:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _config(targets: list[str], rules: Path | None, scrape_interval: str) -> dict[str, Any]:
     # Evaluating as often as we scrape lets a test wait seconds, not minutes, for rules.
     config: dict[str, Any] = {
@@ -93,7 +87,7 @@ def prometheus_server(
         config_file = folder / "prometheus.yml"
         # JSON is YAML, and needs no YAML writer.
         config_file.write_text(json.dumps(_config(targets, rules, scrape_interval), indent=2))
-        port = _free_port()
+        port = free_port()
         log_path = folder / "server.log"
         with log_path.open("wb") as log:
             server = subprocess.Popen(

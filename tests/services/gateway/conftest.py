@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -22,6 +21,7 @@ from monitors.settings import MonitorSettings
 from registry import Registry
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
+from services.traffic import free_port
 from tests.fixtures import TwoInputs, make_mlp
 
 FEATURES = [f"f{i}" for i in range(6)]
@@ -123,12 +123,6 @@ def anyio_backend() -> str:
 async def gateway(registry: Registry) -> AsyncIterator[Gateway]:
     async for opened in open_gateway(registry):
         yield opened
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class LiveServer:

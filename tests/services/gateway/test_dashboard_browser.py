@@ -32,7 +32,8 @@ from monitors.metrics import GatewayMetrics, ServedView, ServingCollector
 from monitors.tasks import TaskStore
 from registry import Registry
 from services.gateway.dashboard import DIST, Dashboard
-from tests.services.gateway.conftest import FEATURES, LiveServer, free_port
+from services.traffic import free_port
+from tests.services.gateway.conftest import FEATURES, LiveServer
 from tests.support.chromium import LAUNCH_ARGS, ensure_chromium
 
 pytestmark = pytest.mark.slow
