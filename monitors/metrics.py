@@ -40,7 +40,9 @@ __all__ = [
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 BATCH_REASONS = ("idle", "full", "max_delay", "slo", "no_gain")
-REJECT_REASONS = ("queue_full", "shed", "deadline")
+# queue_full: 429; shed: 503, predicted to miss the SLO in the queue; overload: 503, the
+# gateway's event loop is behind; deadline: 504.
+REJECT_REASONS = ("queue_full", "shed", "overload", "deadline")
 
 
 def latency_buckets(slo_s: float) -> tuple[float, ...]:
@@ -123,8 +125,14 @@ class GatewayMetrics:
         )
         self.rejected = Counter(
             "mlgate_rejected",
-            "Requests refused by the batcher: queue_full (429), shed (503), deadline (504).",
+            "Requests refused: queue_full (429), shed (503, would miss the SLO), overload "
+            "(503, the event loop is behind), deadline (504).",
             ["model", "version", "reason"],
+            registry=registry,
+        )
+        self.loop_lag = Gauge(
+            "mlgate_event_loop_lag_seconds",
+            "How late the gateway's event loop woke for its latest lag probe (every 5 ms).",
             registry=registry,
         )
         self.drift_score = Gauge(

@@ -24,14 +24,16 @@ from monitors.metrics import (
 )
 from monitors.settings import MonitorSettings
 from registry.store import Registry
+from services.gateway.admission import LoopLag
 from services.gateway.alert_routes import alert_routes
+from services.gateway.asgi import GatewayApp
 from services.gateway.dashboard import Dashboard
 from services.gateway.dataplane import DataPlane
 from services.gateway.feedback_routes import feedback_routes
 from services.gateway.manager import ModelManager
 from services.gateway.monitoring import GatewayMonitoring
 from services.gateway.monitoring_routes import monitoring_routes
-from services.gateway.rest import build_routes
+from services.gateway.rest import INFER_PATHS, build_routes
 from services.gateway.settings import GatewaySettings
 from services.gateway.task_routes import task_routes
 
@@ -72,15 +74,21 @@ def create_app(
         for collector in collectors:
             metrics.registry.register(collector)
         app.state.monitoring = monitoring
+        admission = LoopLag(_shed_lag_s(settings), report=metrics.loop_lag.set)
         app.state.dataplane = DataPlane(
-            manager, max_rows=settings.max_rows_per_request, log=monitoring.log
+            manager,
+            max_rows=settings.max_rows_per_request,
+            log=monitoring.log,
+            admission=admission,
         )
         await monitoring.start()
         await manager.start()
         await dashboard.start()
+        await admission.start()
         try:
             yield
         finally:
+            await admission.stop()
             await dashboard.stop()
             await manager.stop()
             await monitoring.stop()
@@ -89,7 +97,7 @@ def create_app(
             if own_registry:
                 store.close()
 
-    app = FastAPI(
+    app = GatewayApp(
         title="mlgate",
         summary="Open Inference Protocol gateway with adaptive batching",
         lifespan=lifespan,
@@ -101,9 +109,9 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.metrics = metrics
-    app.router.routes.extend(
-        [*build_routes(settings, metrics), *monitoring_routes(settings), *alert_routes(settings)]
-    )
+    data_routes = build_routes(settings, metrics)
+    app.fast_routes = [r for r in data_routes if r.path in INFER_PATHS]
+    app.router.routes.extend([*data_routes, *monitoring_routes(settings), *alert_routes(settings)])
     app.router.routes.extend(feedback_routes(settings))
     app.router.routes.extend(dashboard.routes())
     app.router.routes.extend(task_routes(settings))
@@ -119,6 +127,11 @@ def create_app(
 
     app.add_exception_handler(HTTPException, unmatched)
     return app
+
+
+def _shed_lag_s(settings: GatewaySettings) -> float:
+    lag_ms = settings.loop_lag_shed_ms
+    return (settings.slo_ms / 10 if lag_ms is None else lag_ms) / 1000
 
 
 def _monitor_settings(given: MonitorSettings | None, registry: Registry) -> MonitorSettings:

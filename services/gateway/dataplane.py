@@ -11,11 +11,12 @@ from importlib.metadata import version as package_version
 from typing import Any
 
 import numpy as np
-from monitors.inference_log import InferenceLog
 
+from monitors.inference_log import InferenceLog
 from registry.errors import InvalidModelInput
+from services.gateway.admission import LoopLag
 from services.gateway.codec import InferRequest
-from services.gateway.errors import DeadlineExceeded, InvalidTensor
+from services.gateway.errors import DeadlineExceeded, InvalidTensor, Overloaded
 from services.gateway.manager import ModelManager
 from services.gateway.validation import validate_inputs
 
@@ -41,11 +42,28 @@ class InferResult:
 
 class DataPlane:
     def __init__(
-        self, manager: ModelManager, *, max_rows: int, log: InferenceLog | None = None
+        self,
+        manager: ModelManager,
+        *,
+        max_rows: int,
+        log: InferenceLog | None = None,
+        admission: LoopLag | None = None,
     ) -> None:
         self.manager = manager
         self.max_rows = max_rows
         self.log = log
+        self.admission = admission
+
+    def admit(self, name: str, version: str) -> None:
+        """Refuse (503) before any work while the gateway's event loop is behind."""
+        if self.admission is None or not self.admission.overloaded:
+            return
+        if self.manager.metrics is not None:
+            self.manager.metrics.rejected.labels(name, version, "overload").inc()
+        raise Overloaded(
+            f"the gateway is overloaded (its event loop is "
+            f"{self.admission.lag_s * 1000:.0f} ms behind); retry later"
+        )
 
     # ---------------------------------------------------------------- health, metadata
 

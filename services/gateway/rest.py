@@ -30,6 +30,7 @@ from services.gateway.errors import InvalidTensor, PayloadTooLarge, Unavailable,
 from services.gateway.settings import GatewaySettings
 
 __all__ = [
+    "INFER_PATHS",
     "ClientGone",
     "build_routes",
     "error_response",
@@ -66,6 +67,14 @@ def error_response(exc: BaseException) -> Response:
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+# The data plane's POST routes, dispatched ahead of FastAPI's middleware (asgi.GatewayApp).
+INFER_PATHS = frozenset(
+    {
+        "/v2/models/{name}/infer",
+        "/v2/models/{name}/versions/{version}/infer",
+        "/v1/models/{name}:predict",
+    }
+)
 VERSION_KEY = "mlgate.version"  # scope key: the version label of the request's metrics
 
 
@@ -162,6 +171,7 @@ def build_routes(settings: GatewaySettings, metrics: GatewayMetrics) -> list[Rou
         name, version = target(request)
         label_version(request, dataplane, name, version)
         dataplane.manager.require(name, version)  # 404/503 before reading the body
+        dataplane.admit(name, request.scope[VERSION_KEY])
         body = await read_body(request, settings.max_body_bytes)
         decoded = decode_request(body, request.headers.get(HEADER_LENGTH))
         deadline = _header_deadline(request.headers.get(DEADLINE_HEADER))
@@ -179,6 +189,7 @@ def build_routes(settings: GatewaySettings, metrics: GatewayMetrics) -> list[Rou
         name, _ = target(request)
         label_version(request, dataplane, name, None)
         dataplane.manager.require(name, None)
+        dataplane.admit(name, request.scope[VERSION_KEY])
         body = await read_body(request, settings.max_body_bytes)
         try:
             document = orjson.loads(body)

@@ -46,6 +46,9 @@ class GatewaySettings(BaseSettings):
     """`MLGATE_MAX_QUEUE_DELAY_MS`: default hard cap on waiting for a fuller batch."""
     slo_ms: float = Field(default=250.0, gt=0)
     """`MLGATE_SLO_MS`: default latency target; requests predicted to miss it are shed."""
+    loop_lag_shed_ms: float | None = Field(default=None, ge=0)
+    """`MLGATE_LOOP_LAG_SHED_MS`: while the event loop runs this far behind, new inference
+    requests get 503 (default: a tenth of the SLO; 0: never)."""
     max_queue: int = Field(default=1024, gt=0)
     """`MLGATE_MAX_QUEUE`: default queue bound, in rows (429 beyond)."""
     max_inflight: int = Field(default=2, gt=0)

@@ -207,7 +207,12 @@ def test_queue_rejections_and_drift_of_the_served_versions(setup: Setup) -> None
     )
     model = setup.step(2.0)
     assert latest(model, "queue_depth") == 7.0
-    assert model["rejected"] == {"deadline": [0.0], "queue_full": [2.0], "shed": [0.5]}
+    assert model["rejected"] == {
+        "deadline": [0.0],
+        "queue_full": [2.0],
+        "shed": [0.5],
+        "overload": [0.0],
+    }
     assert latest(model, "drift_share") == 0.5  # the worse of the two served versions
     top = model["top_drift"]
     assert isinstance(top, list)

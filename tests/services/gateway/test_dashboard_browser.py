@@ -218,7 +218,7 @@ def test_the_dashboard_draws_live_traffic(registry: Registry) -> None:
     # The page shows the served numbers (seconds in the data, milliseconds on the axis).
     assert any(latency["p99"] == pytest.approx(v * 1000) for v in served["p99"] if v)
     assert shown["batch-size"]["since start"] > 0
-    assert set(shown["queue"]) == {"queue depth", "queue full", "shed", "deadline"}
+    assert set(shown["queue"]) == {"queue depth", "queue full", "shed", "overload", "deadline"}
     assert shown["drift"] == {"drifted": 50.0}
     assert tasks_open == "1"
     # Highest score first; the top 10 of 7 columns is all of them.
