@@ -9,15 +9,17 @@ what adaptive batching is for.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from registry import Registry
 
-__all__ = ["FACTORY", "WIDTHS", "build_model", "register"]
+__all__ = ["FACTORY", "TINY_WIDTHS", "WIDTHS", "build_model", "register"]
 
 WIDTHS = (768, 3072, 3072, 768, 16)
+TINY_WIDTHS = (16, 64, 64, 4)  # about 5,700 parameters: serving overhead, not compute
 FACTORY = "examples.wide_mlp.model:build_model"
 
 
@@ -35,23 +37,28 @@ class WideMLP(nn.Module):
         return self.layers(x)
 
 
-def build_model(seed: int = 0) -> WideMLP:
+def build_model(seed: int = 0, widths: Sequence[int] = WIDTHS) -> WideMLP:
     torch.manual_seed(seed)
-    return WideMLP().eval()
+    return WideMLP(tuple(widths)).eval()
 
 
-def register(registry: Registry, name: str = "wide-mlp", seed: int = 0) -> str:
-    """Register, export to ONNX through the gate, promote to production; returns the ref."""
+def register(
+    registry: Registry, name: str = "wide-mlp", seed: int = 0, widths: Sequence[int] = WIDTHS
+) -> str:
+    """Register, export to ONNX through the gate, promote to production; returns the ref.
+
+    Other `widths` give other MLPs of the same shape: the peer benchmark's overhead-bound
+    model is TINY_WIDTHS."""
     from exporters import export
 
-    model = build_model(seed)
+    model = build_model(seed, widths)
     version = registry.register(
         model,
         name,
-        torch.randn(8, WIDTHS[0]),
+        torch.randn(8, widths[0]),
         factory=FACTORY,
-        factory_kwargs={"seed": seed},
-        reference=torch.randn(256, WIDTHS[0]).numpy(),
+        factory_kwargs={"seed": seed, "widths": list(widths)},
+        reference=torch.randn(256, widths[0]).numpy(),
     )
     result = export(registry, version.ref, "onnx")
     if not result.passed:
