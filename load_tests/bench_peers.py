@@ -85,11 +85,12 @@ def start(name: str, home: Path, model: str, onnx: Path, row: np.ndarray, work: 
         content_type="application/json",
         cpu=CLIENT_CPU,
     )  # warm-up, not reported
-    peer.server.pause()
+    if peer.pausable:
+        peer.server.pause()
     return peer
 
 
-def ready_again(peer: Peer, timeout: float = 30) -> None:
+def ready_again(peer: Peer, timeout: float = 60) -> None:
     """After SIGCONT, wait until the peer answers an inference again (its helper processes
     resume in some order), so no run starts on a half-woken server."""
     deadline = time.monotonic() + timeout
@@ -111,7 +112,8 @@ def ready_again(peer: Peer, timeout: float = 30) -> None:
 @contextlib.contextmanager
 def measured(peer: Peer) -> Iterator[dict[str, Any]]:
     """Resume the peer for one run; record its CPU and batches around the run."""
-    peer.server.resume()
+    if peer.pausable:
+        peer.server.resume()
     ready_again(peer)
     extra: dict[str, Any] = {}
     before = peer.batches() if peer.batches else None
@@ -125,7 +127,14 @@ def measured(peer: Peer) -> Iterator[dict[str, Any]]:
             extra["mean_batch"] = round(rows / batches, 2) if batches else None
         else:
             extra["mean_batch"] = 1.0
-        peer.server.pause()
+        # An overloaded peer with an unbounded queue is still working through its backlog:
+        # let it finish before pausing it, so the next run finds it idle (not counted).
+        try:
+            ready_again(peer, timeout=180)
+        except RuntimeError:
+            extra["drain_failed"] = True
+        if peer.pausable:
+            peer.server.pause()
 
 
 def closed(peer: Peer, connections: int, seconds: float) -> dict[str, Any]:
@@ -200,6 +209,7 @@ def open_loop(peer: Peer, rate: float, seconds: float, work: Path) -> dict[str, 
                 "p99_ms",
                 "all_p99_ms",
                 "send_lag_p99_ms",
+                "tick_lag_p99_ms",
                 "generator_cpu_s",
             )
         },
@@ -310,6 +320,7 @@ def one_model(key: str, peers: list[str], seconds: float, repeats: int) -> dict[
                         **({"offered_rps": chosen[0]["load"]} if shape == "open" else {}),
                     }
         return {
+            "key": key,
             "model": model,
             "widths": list(widths),
             "limit": limit,

@@ -47,15 +47,16 @@ def targets(result: dict[str, Any]) -> list[tuple[str, str, str]]:
             )
         )
     limit = result["limit"]["rows_per_s"]
-    share64, share_best = top["ok_rps"] / limit["64"], top["ok_rps"] / max(limit.values())
-    rows.append(
-        (
-            "≥ 80 % of the in-process limit at 64 connections (batch ≤ 64 there)",
-            f"{share64:.0%} of batch-64 onnxruntime ({limit['64']:,.0f} rows/s); "
-            f"{share_best:.0%} of its best batch",
-            "met" if share64 >= 0.8 else "**missed**",
+    if result.get("key") == "wide":  # the target is set for the compute-bound model only
+        share64, share_best = top["ok_rps"] / limit["64"], top["ok_rps"] / max(limit.values())
+        rows.append(
+            (
+                "≥ 80 % of the in-process limit at 64 connections (batch ≤ 64 there)",
+                f"{share64:.0%} of batch-64 onnxruntime ({limit['64']:,.0f} rows/s); "
+                f"{share_best:.0%} of its best batch",
+                "met" if share64 >= 0.8 else "**missed**",
+            )
         )
-    )
     over = mine["150%"]
     bad = {k: v for k, v in over["errors"].items() if k not in ("429", "503")}
     rows.append(
@@ -153,10 +154,16 @@ def write_report(result: dict[str, Any], stem: Path) -> None:
         lines += ["", "| target | measured | verdict |", "|---|---|---|"]
         lines += [f"| {goal} | {measured} | {verdict} |" for goal, measured, verdict in goals]
     wrk = [r["generator_cpu_s"] / r["seconds"] for r in result["runs"] if r["shape"] == "closed"]
+    # The generator kept its schedule if, wherever the server kept up (everything answered,
+    # at the offered rate), requests left as soon as they were issued: a slow generator
+    # would delay them all alike.
     lag = [
         r["send_lag_p99_ms"]
         for r in result["runs"]
-        if r["shape"] == "open" and r.get("share") == 0.5 and r["send_lag_p99_ms"] is not None
+        if r["shape"] == "open"
+        and not r["errors"]
+        and r["ok_rps"] >= 0.98 * r["load"]
+        and r["send_lag_p99_ms"] is not None
     ]
     generator = [
         r["generator_cpu_s"] / r["seconds"] for r in result["runs"] if r["shape"] == "open"
@@ -166,7 +173,8 @@ def write_report(result: dict[str, Any], stem: Path) -> None:
         f"Load generators: wrk used at most {max(wrk):.0%} of its core; the open-loop generator "
         f"at most {max(generator):.0%}"
         + (
-            f", and its schedule's tick lag p99 was at most {max(lag):.2f} ms (1 ms ticks)"
+            f"; in every open-loop run the server kept up with, a request left at most "
+            f"{max(lag):.2f} ms (p99) after it was issued"
             if lag
             else ""
         )

@@ -35,6 +35,9 @@ class Peer:
     url: str
     body: bytes
     batches: BatchProbe | None  # None: one row per batch by construction
+    # PyTriton's tritonserver does not survive SIGSTOP/SIGCONT of its tree reliably (after
+    # a resume it sometimes never answered again), so it is left running while idle.
+    pausable: bool = True
 
 
 def _get(url: str) -> bytes:
@@ -146,7 +149,9 @@ def triton(onnx: Path, row: np.ndarray, cpu: int, log: Path, workspace: Path) ->
             f"http://127.0.0.1:{metrics}/metrics", "nv_inference_count", "nv_inference_exec_count"
         )
 
-    return Peer("triton", server, f"{url}/v2/models/model/infer", infer_body("x", row), batches)
+    return Peer(
+        "triton", server, f"{url}/v2/models/model/infer", infer_body("x", row), batches, False
+    )
 
 
 def fastapi_naive(onnx: Path, row: np.ndarray, cpu: int, log: Path) -> Peer:

@@ -1,0 +1,144 @@
+"""Two checkouts of the gateway side by side: before and after a change, same model, one run.
+
+    git worktree add /tmp/before <commit>
+    python -m load_tests.bench_ab /tmp/before . [--model tiny|wide] [--repeats 3] [--rate 8000]
+
+Registers the model in a temporary home, starts `mlgate serve` from each checkout (both
+pinned to core 0, the one not measured paused), and alternates them (before/after, then
+after/before): wrk at 64 connections, then, with --rate, the open-loop generator at that
+rate. Reports medians of throughput, the gateway's CPU µs per request, and the open
+loop's answered/s, p99 and refusals. A benchmark, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from load_tests.bench_peers import MODELS, prepare
+from load_tests.processes import ServerProcess
+from load_tests.wrk import run_wrk
+from services.traffic import free_port, infer_body
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def serve(root: Path, home: Path, log: Path) -> tuple[ServerProcess, int]:
+    port = free_port()
+    argv = [sys.executable, "-m", "services.cli", "--home", str(home), "serve"]
+    server = ServerProcess(
+        [*argv, "--port", str(port), "--log-level", "warning"],
+        f"http://127.0.0.1:{port}/v2/health/ready",
+        env={"MLGATE_MAX_BATCH_SIZE": "64"},
+        cpu=0,
+        cwd=root,  # `python -m services.cli` imports the checkout it runs in
+        log=log,
+    )
+    server.start()
+    return server, port
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("before", type=Path)
+    parser.add_argument("after", type=Path)
+    parser.add_argument("--model", choices=sorted(MODELS), default="tiny")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=6)
+    parser.add_argument("--rate", type=float, default=0.0)
+    args = parser.parse_args()
+    name, widths = MODELS[args.model]
+    work = Path(tempfile.mkdtemp(prefix="mlgate-ab-"))
+    _, row = prepare(work / "home", name, widths)
+    body = infer_body("x", row)
+    (work / "body").write_bytes(body)
+    servers: dict[str, tuple[ServerProcess, str]] = {}
+    results: dict[str, dict[str, list[Any]]] = {}
+    try:
+        for label in ("before", "after"):
+            root = getattr(args, label).resolve()
+            server, port = serve(root, work / "home", work / f"{label}.log")
+            url = f"http://127.0.0.1:{port}/v2/models/{name}/infer"
+            run_wrk(
+                url,
+                body,
+                connections=8,
+                seconds=2,
+                header_length=None,
+                content_type="application/json",
+                cpu=1,
+            )
+            server.pause()
+            servers[label] = (server, url)
+            results[label] = {"c64": [], "cpu_us": [], "open": []}
+        for repeat in range(args.repeats):
+            for label in ("before", "after") if repeat % 2 == 0 else ("after", "before"):
+                server, url = servers[label]
+                server.resume()
+                time.sleep(0.3)
+                cpu = server.cpu_seconds()
+                closed = run_wrk(
+                    url,
+                    body,
+                    connections=64,
+                    seconds=args.seconds,
+                    header_length=None,
+                    content_type="application/json",
+                    cpu=1,
+                )
+                results[label]["c64"].append(closed.rps)
+                results[label]["cpu_us"].append(
+                    (server.cpu_seconds() - cpu) / max(1, closed.requests) * 1e6
+                )
+                if args.rate:
+                    done = subprocess.run(
+                        [
+                            "/usr/bin/taskset",
+                            "-c",
+                            "1",
+                            sys.executable,
+                            "-m",
+                            "load_tests.openloop",
+                            url,
+                            str(work / "body"),
+                            "--rate",
+                            str(args.rate),
+                            "--seconds",
+                            str(args.seconds),
+                            "--drain",
+                            "3",
+                        ],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                        cwd=ROOT,
+                    )
+                    results[label]["open"].append(json.loads(done.stdout))
+                server.pause()
+    finally:
+        for server, _ in servers.values():
+            server.stop()
+    for label, found in results.items():
+        line: dict[str, Any] = {
+            "c64_rps": statistics.median(found["c64"]),
+            "cpu_us_per_request": round(statistics.median(found["cpu_us"]), 1),
+        }
+        if found["open"]:
+            line["open_ok_rps"] = statistics.median(r["ok_rps"] for r in found["open"])
+            line["open_p99_ms"] = statistics.median(r["p99_ms"] for r in found["open"])
+            line["open_refused"] = [
+                {k: v for k, v in r["statuses"].items() if k != "200"} for r in found["open"]
+            ]
+            line["open_unfinished"] = [r["unfinished"] for r in found["open"]]
+        print(label, json.dumps(line), flush=True)
+
+
+if __name__ == "__main__":
+    main()
