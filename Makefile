@@ -33,7 +33,8 @@ test: setup
 	$(PY) -m tests.support.pgserver run -- $(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # Benchmarks are not tests: they measure, side by side in one run, and assert nothing.
-# BENCH picks the benchmark: bench_batching (default), bench_monitoring, bench_drift.
+# BENCH picks the benchmark: bench_batching (default), bench_monitoring, bench_drift,
+# bench_peers (mlgate vs BentoML, Triton, naive FastAPI; builds .venv-peers/ on first use).
 BENCH ?= bench_batching
 bench: setup
 	$(PY) -m load_tests.$(BENCH) $(BENCH_ARGS)
