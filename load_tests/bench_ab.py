@@ -15,19 +15,17 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from load_tests import openloop
 from load_tests.bench_peers import MODELS, prepare
 from load_tests.processes import ServerProcess
 from load_tests.wrk import run_wrk
 from services.traffic import free_port, infer_body
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def serve(root: Path, home: Path, log: Path) -> tuple[ServerProcess, int]:
@@ -98,29 +96,11 @@ def main() -> None:
                     (server.cpu_seconds() - cpu) / max(1, closed.requests) * 1e6
                 )
                 if args.rate:
-                    done = subprocess.run(
-                        [
-                            "/usr/bin/taskset",
-                            "-c",
-                            "1",
-                            sys.executable,
-                            "-m",
-                            "load_tests.openloop",
-                            url,
-                            str(work / "body"),
-                            "--rate",
-                            str(args.rate),
-                            "--seconds",
-                            str(args.seconds),
-                            "--drain",
-                            "3",
-                        ],
-                        capture_output=True,
-                        text=True,
-                        check=True,
-                        cwd=ROOT,
+                    results[label]["open"].append(
+                        openloop.run_pinned(
+                            url, work / "body", rate=args.rate, seconds=args.seconds, cpu=1
+                        )
                     )
-                    results[label]["open"].append(json.loads(done.stdout))
                 server.pause()
     finally:
         for server, _ in servers.values():

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from examples.wide_mlp.model import TINY_WIDTHS, WIDTHS, register
+from load_tests import openloop
 from load_tests.peer_report import write_report
 from load_tests.peers import servers
 from load_tests.peers.servers import Peer
@@ -169,29 +170,7 @@ def open_loop(peer: Peer, rate: float, seconds: float, work: Path) -> dict[str, 
     body = work / f"{peer.name}.body"
     body.write_bytes(peer.body)
     with measured(peer) as extra:
-        done = subprocess.run(
-            [
-                "/usr/bin/taskset",
-                "-c",
-                str(CLIENT_CPU),
-                sys.executable,
-                "-m",
-                "load_tests.openloop",
-                peer.url,
-                str(body),
-                "--rate",
-                str(round(rate, 1)),
-                "--seconds",
-                str(seconds),
-                "--drain",
-                "3",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=ROOT,
-        )
-    data = json.loads(done.stdout.strip().splitlines()[-1])
+        data = openloop.run_pinned(peer.url, body, rate=rate, seconds=seconds, cpu=CLIENT_CPU)
     errors = {k: v for k, v in data["statuses"].items() if k != "200"}
     for key in ("unfinished", "connect_errors"):
         if data[key]:

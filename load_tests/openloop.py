@@ -26,6 +26,7 @@ import asyncio
 import collections
 import json
 import resource
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,7 +37,7 @@ import httptools
 import numpy as np
 import uvloop
 
-__all__ = ["main", "run"]
+__all__ = ["main", "run", "run_pinned"]
 
 
 class _Connection(asyncio.Protocol):
@@ -220,6 +221,36 @@ def run(
         "tick_lag_p99_ms": _ms(np.asarray(load.ticks), 99),
         "generator_cpu_s": round(cpu, 3),
     }
+
+
+def run_pinned(
+    url: str, body_file: Path, *, rate: float, seconds: float, cpu: int, drain: float = 3.0
+) -> dict[str, Any]:
+    """`run` in a child process pinned to core `cpu`, away from the server's core."""
+    done = subprocess.run(
+        [
+            "/usr/bin/taskset",
+            "-c",
+            str(cpu),
+            sys.executable,
+            "-m",
+            "load_tests.openloop",
+            url,
+            str(body_file),
+            "--rate",
+            str(round(rate, 1)),
+            "--seconds",
+            str(seconds),
+            "--drain",
+            str(drain),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
 
 
 def main(argv: list[str] | None = None) -> None:

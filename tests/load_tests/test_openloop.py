@@ -115,31 +115,6 @@ class _Handler(BaseHTTPRequestHandler):
         """Quiet: thousands of requests would flood the captured output."""
 
 
-def _run(
-    url: str,
-    body: bytes,
-    *,
-    rate: float,
-    seconds: float,
-    drain: float,
-    content_type: str = "application/json",
-    max_connections: int = 1024,
-) -> dict[str, Any]:
-    return openloop.run(
-        url,
-        body,
-        rate=rate,
-        seconds=seconds,
-        drain=drain,
-        content_type=content_type,
-        max_connections=max_connections,
-    )
-
-
-def _main(argv: list[str]) -> None:
-    openloop.main(argv)
-
-
 @dataclass
 class Endpoint:
     base: str
@@ -180,7 +155,7 @@ def test_every_request_is_sent_on_keep_alive_connections_and_answered(
     endpoint: Endpoint,
 ) -> None:
     rate, seconds = 200.0, 0.5
-    result = _run(f"{endpoint.base}/ok?tag=1", BODY, rate=rate, seconds=seconds, drain=5)
+    result = openloop.run(f"{endpoint.base}/ok?tag=1", BODY, rate=rate, seconds=seconds, drain=5)
     _check_shape(result, rate, seconds)
     assert result["sent"] == 100
     assert result["statuses"] == {"200": 100}
@@ -206,7 +181,7 @@ def test_every_request_is_sent_on_keep_alive_connections_and_answered(
 
 def test_503s_are_counted_under_their_status_and_not_as_ok(endpoint: Endpoint) -> None:
     rate, seconds = 100.0, 0.3
-    result = _run(f"{endpoint.base}/busy", BODY, rate=rate, seconds=seconds, drain=5)
+    result = openloop.run(f"{endpoint.base}/busy", BODY, rate=rate, seconds=seconds, drain=5)
     _check_shape(result, rate, seconds)
     assert result["statuses"] == {"503": 30}
     assert result["ok_rps"] == 0
@@ -218,7 +193,7 @@ def test_503s_are_counted_under_their_status_and_not_as_ok(endpoint: Endpoint) -
 
 def test_mixed_statuses_add_up_to_the_requests_sent(endpoint: Endpoint) -> None:
     rate, seconds = 150.0, 0.4
-    result = _run(f"{endpoint.base}/mixed", BODY, rate=rate, seconds=seconds, drain=5)
+    result = openloop.run(f"{endpoint.base}/mixed", BODY, rate=rate, seconds=seconds, drain=5)
     _check_shape(result, rate, seconds)
     assert result["statuses"] == {"200": 40, "503": 20}
     assert result["unfinished"] == 0
@@ -226,7 +201,7 @@ def test_mixed_statuses_add_up_to_the_requests_sent(endpoint: Endpoint) -> None:
 
 
 def test_a_content_type_other_than_json_is_sent_as_given(endpoint: Endpoint) -> None:
-    result = _run(
+    result = openloop.run(
         f"{endpoint.base}/ok",
         b"\x00\x01binary",
         rate=50,
@@ -243,7 +218,7 @@ def test_connection_close_answers_are_counted_and_new_connections_opened(
     endpoint: Endpoint,
 ) -> None:
     rate, seconds = 100.0, 0.3
-    result = _run(f"{endpoint.base}/close", BODY, rate=rate, seconds=seconds, drain=5)
+    result = openloop.run(f"{endpoint.base}/close", BODY, rate=rate, seconds=seconds, drain=5)
     _check_shape(result, rate, seconds)
     assert result["statuses"] == {"200": 30}
     assert result["unfinished"] == 0
@@ -254,7 +229,7 @@ def test_connection_close_answers_are_counted_and_new_connections_opened(
 
 def test_a_response_that_is_not_http_counts_as_bad_response(endpoint: Endpoint) -> None:
     rate, seconds = 50.0, 0.2
-    result = _run(f"{endpoint.base}/garbage", BODY, rate=rate, seconds=seconds, drain=5)
+    result = openloop.run(f"{endpoint.base}/garbage", BODY, rate=rate, seconds=seconds, drain=5)
     _check_shape(result, rate, seconds)
     assert result["statuses"] == {"bad_response": 10}
     assert result["ok_rps"] == 0
@@ -263,7 +238,7 @@ def test_a_response_that_is_not_http_counts_as_bad_response(endpoint: Endpoint) 
 
 def test_requests_not_answered_within_the_drain_are_unfinished(endpoint: Endpoint) -> None:
     rate, seconds = 40.0, 0.25
-    result = _run(f"{endpoint.base}/slow", BODY, rate=rate, seconds=seconds, drain=DRAIN)
+    result = openloop.run(f"{endpoint.base}/slow", BODY, rate=rate, seconds=seconds, drain=DRAIN)
     _check_shape(result, rate, seconds)
     assert result["sent"] == 10
     assert result["statuses"] == {}
@@ -277,7 +252,7 @@ def test_requests_not_answered_within_the_drain_are_unfinished(endpoint: Endpoin
 def test_requests_queued_for_a_connection_count_as_unfinished_too(endpoint: Endpoint) -> None:
     """Two connections, both held by /slow: the other eight wait in the generator's queue."""
     rate, seconds = 40.0, 0.25
-    result = _run(
+    result = openloop.run(
         f"{endpoint.base}/slow", BODY, rate=rate, seconds=seconds, drain=DRAIN, max_connections=2
     )
     _check_shape(result, rate, seconds)
@@ -290,7 +265,9 @@ def test_requests_queued_for_a_connection_count_as_unfinished_too(endpoint: Endp
 def test_connect_errors_are_counted_when_nothing_listens() -> None:
     port = free_port()  # bound, then closed: nothing listens there
     rate, seconds = 50.0, 0.2
-    result = _run(f"http://127.0.0.1:{port}/ok", BODY, rate=rate, seconds=seconds, drain=DRAIN)
+    result = openloop.run(
+        f"http://127.0.0.1:{port}/ok", BODY, rate=rate, seconds=seconds, drain=DRAIN
+    )
     _check_shape(result, rate, seconds)
     assert result["sent"] == 10
     assert result["statuses"] == {}
@@ -307,7 +284,9 @@ def test_main_prints_one_json_line(
 ) -> None:
     body = tmp_path / "body.json"
     body.write_bytes(BODY)
-    _main([f"{endpoint.base}/ok", str(body), "--rate", "100", "--seconds", "0.2", "--drain", "5"])
+    openloop.main(
+        [f"{endpoint.base}/ok", str(body), "--rate", "100", "--seconds", "0.2", "--drain", "5"]
+    )
     out = capsys.readouterr().out
     assert out.endswith("\n")
     lines = out.splitlines()
@@ -323,7 +302,7 @@ def test_main_passes_content_type_and_max_connections(
 ) -> None:
     body = tmp_path / "body.bin"
     body.write_bytes(b"raw")
-    _main(
+    openloop.main(
         [
             f"{endpoint.base}/slow",
             str(body),
@@ -352,3 +331,14 @@ def test_run_closes_its_connections(endpoint: Endpoint) -> None:
         result = openloop.run(f"{endpoint.base}/ok", BODY, rate=50, seconds=0.1, drain=5)
     assert result["statuses"] == {"200": 5}
     assert [str(w.message) for w in caught if w.category is ResourceWarning] == []
+
+
+def test_run_pinned_runs_the_generator_in_a_child_on_the_given_core(
+    endpoint: Endpoint, tmp_path: Path
+) -> None:
+    body = tmp_path / "body.json"
+    body.write_bytes(BODY)
+    result = openloop.run_pinned(f"{endpoint.base}/ok", body, rate=50, seconds=0.2, cpu=0)
+    assert result["sent"] == 10
+    assert result["statuses"] == {"200": 10}
+    assert result["unfinished"] == 0
