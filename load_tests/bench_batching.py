@@ -30,6 +30,7 @@ import onnxruntime as ort
 import orjson
 
 from examples.wide_mlp.model import WIDTHS, register
+from load_tests.processes import tree_cpu_seconds
 from load_tests.wrk import WrkResult, ensure_wrk, run_wrk
 from registry import Registry
 from services.traffic import GatewayProcess
@@ -98,11 +99,6 @@ def request_body() -> tuple[bytes, int]:
     return header + x.tobytes(), len(header)
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def stats(url: str) -> dict[str, Any]:
     with urllib.request.urlopen(f"{url}/v2/models/wide-mlp/stats", timeout=10) as response:  # noqa: S310
         document: dict[str, Any] = orjson.loads(response.read())
@@ -113,7 +109,7 @@ def stats(url: str) -> dict[str, Any]:
 def one_run(
     gateway: GatewayProcess, body: bytes, header: int, connections: int, seconds: float
 ) -> dict[str, Any]:
-    before, cpu_before = stats(gateway.url), cpu_seconds(gateway.pid)
+    before, cpu_before = stats(gateway.url), tree_cpu_seconds(gateway.pid)
     result: WrkResult = run_wrk(
         f"{gateway.url}/v2/models/wide-mlp/infer",
         body,
@@ -121,7 +117,7 @@ def one_run(
         seconds=seconds,
         header_length=header,
     )
-    after, cpu_after = stats(gateway.url), cpu_seconds(gateway.pid)
+    after, cpu_after = stats(gateway.url), tree_cpu_seconds(gateway.pid)
     batches = after["execution_count"] - before["execution_count"]
     rows = after["inference_count"] - before["inference_count"]
     return {

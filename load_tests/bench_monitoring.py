@@ -46,7 +46,7 @@ import orjson
 from examples.credit_risk.data import FEATURES, generate, source_uri
 from examples.credit_risk.train import TRAINER
 from exporters import export
-from load_tests.bench_batching import cpu_seconds
+from load_tests.processes import tree_cpu_seconds
 from load_tests.wrk import ensure_wrk, run_wrk
 from registry import Registry
 from registry.entrypoints import resolve_entrypoint
@@ -145,7 +145,7 @@ def one_run(
     gateway: GatewayProcess, body: bytes, connections: int, seconds: float
 ) -> dict[str, Any]:
     before, checks_before = scrape(gateway.url), checks_stored(gateway.url)
-    cpu_before = cpu_seconds(gateway.pid)
+    cpu_before = tree_cpu_seconds(gateway.pid)
     result = run_wrk(
         f"{gateway.url}/v2/models/{NAME}/infer",
         body,
@@ -155,7 +155,7 @@ def one_run(
         content_type="application/json",
         cpu=CLIENT_CPU,
     )
-    cpu = cpu_seconds(gateway.pid) - cpu_before
+    cpu = tree_cpu_seconds(gateway.pid) - cpu_before
     after, checks_after = scrape(gateway.url), checks_stored(gateway.url)
     answered = sum(result.to_json()["statuses"].values())
     return {
