@@ -8,6 +8,11 @@ Writes are staged in `<root>/.staging/<random>/`, fsynced, and renamed into plac
 step, so a crash leaves at most an invisible staging folder (removed a day later) or an
 unreferenced artifact folder, never a half-written one. Reads check every file's size and
 sha256 against the manifest and refuse a mismatch, naming the file.
+
+With a shared store (`registry.remote_artifacts`, an fsspec URL), this local store is the
+process's verified cache: a commit is uploaded before it returns (so no database row can
+name an artifact the other replicas cannot fetch), and an artifact missing here, or whose
+copy here fails its check, is downloaded, verified and committed locally before use.
 """
 
 from __future__ import annotations
@@ -23,9 +28,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from registry.errors import ArtifactCorrupted, ArtifactNotFound
+
+if TYPE_CHECKING:
+    from registry.remote_artifacts import RemoteArtifacts
 
 __all__ = ["ArtifactStore", "FileEntry", "Manifest", "fsync_dir", "sha256_file"]
 
@@ -67,10 +75,12 @@ class Manifest:
 
 
 class ArtifactStore:
-    """Artifact folders under `root`, addressed by their manifest digest."""
+    """Artifact folders under `root`, addressed by their manifest digest; with `remote`,
+    a verified cache of the shared store."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, remote: RemoteArtifacts | None = None) -> None:
         self.root = Path(root)
+        self.remote = remote
 
     @contextmanager
     def staging(self) -> Iterator[Path]:
@@ -87,7 +97,14 @@ class ArtifactStore:
                 shutil.rmtree(folder, ignore_errors=True)
 
     def commit(self, folder: Path) -> Manifest:
-        """Hash, fsync and move a staged folder into the store; returns its manifest."""
+        """Hash, fsync and move a staged folder into the store (and up to the shared store,
+        if there is one); returns its manifest."""
+        manifest = self._commit_local(folder)
+        if self.remote is not None:
+            self.remote.upload(self.path_of(manifest), manifest)
+        return manifest
+
+    def _commit_local(self, folder: Path) -> Manifest:
         entries = []
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             _fsync_file(path)
@@ -105,7 +122,7 @@ class ArtifactStore:
             # Same content already stored (manifest digests match): keep the stored copy
             # if it is intact, otherwise replace it with the fresh one.
             try:
-                self.open(manifest)
+                self._open_local(manifest)
             except ArtifactCorrupted:
                 shutil.rmtree(target)
             else:
@@ -121,7 +138,7 @@ class ArtifactStore:
             # Another process stored the same content between our check and the rename.
             if not target.is_dir():
                 raise
-            self.open(manifest)
+            self._open_local(manifest)
             shutil.rmtree(folder)
             return manifest
         fsync_dir(target.parent)
@@ -130,6 +147,30 @@ class ArtifactStore:
 
     def open(self, manifest: Manifest) -> Path:
         """The artifact's folder, after checking every file against the manifest."""
+        if self.remote is None:
+            return self._open_local(manifest)
+        try:
+            return self._open_local(manifest)
+        except (ArtifactNotFound, ArtifactCorrupted):
+            return self._fetch(manifest, self.remote)
+
+    def _fetch(self, manifest: Manifest, remote: RemoteArtifacts) -> Path:
+        """Download into staging, then commit: the commit re-hashes every file, and a copy
+        whose digest differs from the database's manifest is refused."""
+        target = self.path_of(manifest)
+        if target.exists():
+            shutil.rmtree(target)  # a corrupted or partial cached copy
+        with self.staging() as folder:
+            remote.download(manifest, folder)
+            stored = self._commit_local(folder)
+        if stored != manifest:
+            raise ArtifactCorrupted(
+                f"artifact {manifest.digest} downloaded from {remote.url} does not match the "
+                f"registry's manifest (got {stored.digest}); refusing to use it"
+            )
+        return self._open_local(manifest)
+
+    def _open_local(self, manifest: Manifest) -> Path:
         folder = self.path_of(manifest)
         if not folder.is_dir():
             raise ArtifactNotFound(f"artifact {manifest.digest} is missing from {self.root}")

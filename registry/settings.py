@@ -25,6 +25,11 @@ class RegistrySettings(BaseSettings):
     artifacts_dir: Path | None = None
     """`MLGATE_ARTIFACTS_DIR`: where artifact files live. Default: `<home>/artifacts`."""
 
+    artifacts_url: str | None = None
+    """`MLGATE_ARTIFACTS_URL`: a shared artifact store, any fsspec URL (`s3://bucket/path`,
+    `file:///shared/artifacts`); the local artifact folder then caches verified copies.
+    Default: none, the local folder is the store."""
+
     reference_max_rows: int = Field(default=10_000, ge=1)
     """`MLGATE_REFERENCE_MAX_ROWS`: rows of training inputs kept as reference data."""
 

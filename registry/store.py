@@ -27,6 +27,7 @@ from registry.lineage import Dataset
 from registry.names import ModelRef, check_model_name, parse_ref
 from registry.queries import as_ref, find_model, resolve, to_record, version_query
 from registry.records import AliasEvent, ArtifactInfo, ModelSummary, ModelVersion, lineage_document
+from registry.remote_artifacts import RemoteArtifacts
 from registry.schema import AliasRow, ArtifactRow, DatasetRow, ModelRow, VersionRow, utcnow
 from registry.serving import (
     alias_targets,
@@ -65,7 +66,8 @@ class Registry:
     """Model versions and their artifacts, in a SQL database plus a local artifact store.
 
     `Registry()` uses `MLGATE_HOME` (default `./.mlgate`): `registry.db` and `artifacts/`.
-    Pass `url=` for another database (e.g. `postgresql+psycopg://...`).
+    Pass `url=` for another database (e.g. `postgresql+psycopg://...`) and `artifacts_url=`
+    for a shared artifact store (any fsspec URL; see `registry.remote_artifacts`).
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class Registry:
         *,
         home: str | Path | None = None,
         artifacts_dir: str | Path | None = None,
+        artifacts_url: str | None = None,
         settings: RegistrySettings | None = None,
     ) -> None:
         overrides: dict[str, Any] = {}
@@ -83,12 +86,14 @@ class Registry:
             overrides["registry_url"] = url
         if artifacts_dir is not None:
             overrides["artifacts_dir"] = Path(artifacts_dir)
+        if artifacts_url is not None:
+            overrides["artifacts_url"] = artifacts_url
         base = settings or RegistrySettings()
         self.settings = base.model_copy(update=overrides) if overrides else base
         self.db = Database(
             self.settings.database_url(), sqlite_busy_timeout_s=self.settings.sqlite_busy_timeout_s
         )
-        self.store = ArtifactStore(self.settings.artifact_root())
+        self.store = ArtifactStore(self.settings.artifact_root(), remote=_remote(self.settings))
 
     def close(self) -> None:
         self.db.dispose()
@@ -363,3 +368,7 @@ class Registry:
         except (KeyError, OSError):
             user = "unknown"
         return f"{user}@{socket.gethostname()}"
+
+
+def _remote(settings: RegistrySettings) -> RemoteArtifacts | None:
+    return RemoteArtifacts(settings.artifacts_url) if settings.artifacts_url else None
