@@ -32,7 +32,7 @@ def serve(root: Path, home: Path, log: Path) -> tuple[ServerProcess, int]:
     port = free_port()
     argv = [sys.executable, "-m", "services.cli", "--home", str(home), "serve"]
     server = ServerProcess(
-        [*argv, "--port", str(port), "--log-level", "warning"],
+        [*argv, "--port", str(port), "--no-grpc", "--log-level", "warning"],
         f"http://127.0.0.1:{port}/v2/health/ready",
         env={"MLGATE_MAX_BATCH_SIZE": "64"},
         cpu=0,

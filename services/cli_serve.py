@@ -4,13 +4,33 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from services.cli_common import JsonOption, app, emit_json, err, out, progress, reports_errors
 
-__all__ = ["demo"]
+if TYPE_CHECKING:
+    from services.gateway.settings import GatewaySettings
+
+__all__ = ["DEFAULT_GRPC_PORT", "demo", "serve_grpc_port"]
+
+DEFAULT_GRPC_PORT = 8001  # Triton's
+
+
+def serve_grpc_port(settings: GatewaySettings, flag: int | None, *, no_grpc: bool) -> int | None:
+    """The port `mlgate serve` serves gRPC on: --no-grpc, else --grpc-port, else
+    MLGATE_GRPC_PORT, else 8001; 0 means off (here, unlike the setting, where 0 asks for
+    a free port: a command line wants a port it can print and clients can find)."""
+    if no_grpc:
+        return None
+    if flag is not None:
+        port = flag
+    elif "grpc_port" in settings.model_fields_set and settings.grpc_port is not None:
+        port = settings.grpc_port
+    else:
+        port = DEFAULT_GRPC_PORT
+    return port or None
 
 
 @app.command()
@@ -92,8 +112,19 @@ def serve(
         typer.Option(help="Serve the versions this alias points to (repeat; default production)."),
     ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    grpc_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            help=f"gRPC port (Triton's GRPCInferenceService; default {DEFAULT_GRPC_PORT}, "
+            "or MLGATE_GRPC_PORT; 0 turns gRPC off).",
+        ),
+    ] = None,
+    no_grpc: Annotated[bool, typer.Option("--no-grpc", help="Serve HTTP only.")] = False,
 ) -> None:
-    """Serve the aliased versions over the Open Inference Protocol (HTTP), with batching."""
+    """Serve the aliased versions over the Open Inference Protocol (HTTP and gRPC), with
+    batching."""
     import uvicorn
 
     from services.gateway.app import create_app
@@ -102,9 +133,16 @@ def serve(
     overrides: dict[str, Any] = {"host": host, "port": port, "serve_aliases": alias or None}
     given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
     settings = GatewaySettings(**given)  # the environment fills in the rest
+    settings = settings.model_copy(
+        update={"grpc_port": serve_grpc_port(settings, grpc_port, no_grpc=no_grpc)}
+    )
     application = create_app(settings, registry=ctx.obj.registry())
+    grpc = (
+        "no gRPC" if settings.grpc_port is None else f"gRPC on {settings.host}:{settings.grpc_port}"
+    )
     err.print(
-        f"mlgate serving {', '.join(settings.serve_aliases)} on http://{settings.host}:{settings.port}"
+        f"mlgate serving {', '.join(settings.serve_aliases)} on "
+        f"http://{settings.host}:{settings.port} and {grpc}"
     )
     uvicorn.run(
         application,

@@ -48,7 +48,7 @@ class GatewayProcess:
             command += ["--home", str(home)]
         if registry_url is not None:
             command += ["--registry-url", registry_url]
-        command += ["serve", "--port", str(self.port), "--log-level", "warning"]
+        command += ["serve", "--port", str(self.port), "--no-grpc", "--log-level", "warning"]
         self._command = command
         self._env = {**os.environ, **(env or {})}
         self._process: subprocess.Popen[bytes] | None = None
@@ -71,6 +71,8 @@ class GatewayProcess:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 stderr = self._process.stderr.read().decode() if self._process.stderr else ""
+                if self._process.stderr is not None:
+                    self._process.stderr.close()
                 raise RuntimeError(
                     f"mlgate serve exited with {self._process.returncode}: {stderr[-2000:]}"
                 )

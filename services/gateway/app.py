@@ -2,6 +2,9 @@
 
 The registry and the model manager are created when the app starts (the lifespan), so
 building the app reads no database and loads no model; stopping it unloads every model.
+With `settings.grpc_port` set, the lifespan also serves gRPC (`grpc_server.py`) on the
+same loop and data plane, last to start and first to stop; `app.state.grpc_port` is the
+port it bound (0 asks for a free one), None without gRPC.
 Every error a route raises becomes the `{"error": "..."}` envelope in one place
 (`rest.error_response`); the router's own 404/405 use the same envelope.
 """
@@ -85,9 +88,19 @@ def create_app(
         await manager.start()
         await dashboard.start()
         await admission.start()
+        grpc_server = None
+        app.state.grpc_port = None
         try:
+            if settings.grpc_port is not None:
+                # Imported here: grpc and the protobuf modules cost nothing when gRPC is off.
+                from services.gateway.grpc_server import GrpcServer
+
+                grpc_server = GrpcServer(app.state.dataplane, settings, metrics)
+                app.state.grpc_port = await grpc_server.start()
             yield
         finally:
+            if grpc_server is not None:
+                await grpc_server.stop()  # first: its calls still need everything below
             await admission.stop()
             await dashboard.stop()
             await manager.stop()

@@ -57,7 +57,13 @@ class GatewaySettings(BaseSettings):
     """`MLGATE_INLINE_MAX_MS`: batches predicted to compute faster than this run on the event
     loop itself, because handing them to a worker thread and back costs more (0: never)."""
     runtime: str = "auto"
-    """`MLGATE_RUNTIME`: onnx, torchscript, or auto (onnx when it passed the gate)."""
+    """`MLGATE_RUNTIME`: onnx, torchscript, triton, or auto (onnx when it passed the gate)."""
+    triton_url: str | None = None
+    """`MLGATE_TRITON_URL`: host:port of the Triton server's gRPC endpoint that versions
+    served with runtime triton are forwarded to."""
+    grpc_port: int | None = Field(default=None, ge=0, le=65535)
+    """`MLGATE_GRPC_PORT`: the Open Inference Protocol over gRPC (Triton's
+    GRPCInferenceService) on this port; unset: no gRPC (`mlgate serve` defaults to 8001)."""
     device: str = "auto"
     """`MLGATE_DEVICE`: cpu, cuda, or auto (cuda when usable)."""
     intra_op_threads: int = Field(default=1, gt=0)
