@@ -195,6 +195,14 @@ def _from_json(
         info = np.iinfo(dtype)
         if loose.min() < info.min or loose.max() > info.max:
             raise InvalidTensor(f"input {name!r}: values outside the {datatype} range")
+    if count and dtype.kind == "f" and kind in "iuf":
+        # A finite number too large for the type (1e39 as FP32) would become inf in the cast.
+        finite = loose[np.isfinite(loose)] if kind == "f" else loose
+        limit = float(np.finfo(dtype).max)
+        if finite.size and np.abs(finite).max() > limit:
+            raise InvalidTensor(
+                f"input {name!r}: values outside the {datatype} range (±{limit:.4g})"
+            )
     return loose.astype(dtype).reshape(shape)
 
 

@@ -89,6 +89,16 @@ def test_binary_inputs_follow_the_json_header() -> None:
             None,
             "outside the UINT8 range",
         ),
+        (
+            body({"name": "x", "shape": [2], "datatype": "FP32", "data": [1e39, 1]}),
+            None,
+            "outside the FP32 range",
+        ),
+        (
+            body({"name": "x", "shape": [1], "datatype": "FP16", "data": [70000]}),
+            None,
+            "outside the FP16 range",
+        ),
         (body({"name": "x", "shape": [1], "datatype": "BOOL", "data": [1]}), None, "true/false"),
         (
             body({"name": "x", "shape": [2], "datatype": "FP32", "data": [[1], [2, 3]]}),
