@@ -30,7 +30,7 @@ demo: setup
 
 # A real PostgreSQL server is started for the registry tests and stopped by its PID.
 test: setup
-	$(PY) -m tests.support.pgserver run -- $(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	$(PY) -m tests.support.pgserver run -- $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # Benchmarks are not tests: they measure, side by side in one run, and assert nothing.
 # BENCH picks the benchmark: bench_batching (default), bench_monitoring, bench_drift,

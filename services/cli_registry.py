@@ -179,8 +179,18 @@ def promote(
     max_inflight: Annotated[
         int | None, typer.Option(help="Serving: batches running at once.")
     ] = None,
-    runtime: Annotated[str | None, typer.Option(help="Serving: onnx, torchscript or auto.")] = None,
+    runtime: Annotated[
+        str | None, typer.Option(help="Serving: onnx, torchscript, triton or auto.")
+    ] = None,
     device: Annotated[str | None, typer.Option(help="Serving: cpu, cuda or auto.")] = None,
+    triton_url: Annotated[
+        str | None,
+        typer.Option(help="Serving, runtime triton: the Triton server's gRPC host:port."),
+    ] = None,
+    triton_model: Annotated[
+        str | None,
+        typer.Option(help="Serving, runtime triton: the model's name on Triton (default NAME)."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Point an alias at a version whose export passed the parity gate.
@@ -201,6 +211,8 @@ def promote(
             "max_inflight": max_inflight,
             "runtime": runtime,
             "device": device,
+            "triton_url": triton_url,
+            "triton_model": triton_model,
         }.items()
         if value is not None
     }

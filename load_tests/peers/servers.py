@@ -63,7 +63,7 @@ def mlgate(home: Path, model: str, row: np.ndarray, cpu: int, log: Path, max_bat
     url = f"http://127.0.0.1:{port}"
     argv = [sys.executable, "-m", "services.cli", "--home", str(home), "serve"]
     server = ServerProcess(
-        [*argv, "--port", str(port), "--log-level", "warning"],
+        [*argv, "--port", str(port), "--no-grpc", "--log-level", "warning"],
         f"{url}/v2/health/ready",
         env={"MLGATE_MAX_BATCH_SIZE": str(max_batch)},
         cpu=cpu,
@@ -130,12 +130,11 @@ def triton(onnx: Path, row: np.ndarray, cpu: int, log: Path, workspace: Path) ->
         [
             str(python),
             str(ROOT / "load_tests" / "peers" / "pytriton_server.py"),
-            str(onnx),
-            "x",
             str(http),
             str(grpc),
             str(metrics),
             str(workspace),
+            str(onnx),
         ],
         f"{url}/v2/health/ready",
         env={"LD_LIBRARY_PATH": libdir()},

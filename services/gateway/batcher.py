@@ -36,6 +36,7 @@ from typing import Protocol
 
 import numpy as np
 
+from registry.errors import MlgateError
 from services.gateway.costmodel import CostModel
 from services.gateway.errors import (
     DeadlineExceeded,
@@ -364,6 +365,17 @@ class AdaptiveBatcher:
         try:
             inputs = {n: np.concatenate([i.inputs[n] for i in batch]) for n in batch[0].inputs}
             outputs, elapsed = await self._run(inputs)
+        except MlgateError as exc:
+            if exc.status_code < 500:
+                await self._isolate_and_finish(batch, batch_id)
+                return
+            # A 5xx from the runtime (the engine behind a remote runtime is down or failed)
+            # is not about any request's input: running each alone would only repeat it.
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(exc)
+            self._finish(batch_id)
+            return
         except Exception:  # noqa: BLE001 - isolate the culprit below, then report per request
             await self._isolate_and_finish(batch, batch_id)
             return

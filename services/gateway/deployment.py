@@ -30,11 +30,19 @@ class Deployment(BaseModel):
     max_queue: int = Field(gt=0)
     max_inflight: int = Field(gt=0, le=64)
     inline_max_ms: float = Field(ge=0, le=10)
-    runtime: Literal["auto", "onnx", "torchscript"]
+    runtime: Literal["auto", "onnx", "torchscript", "triton"]
     device: Literal["auto", "cpu", "cuda"]
     intra_op_threads: int = Field(gt=0, le=256)
     graph_optimization: Literal["disabled", "basic", "extended", "all"]
     allow_non_finite: bool = False
+    triton_url: str | None = Field(default=None, min_length=1)
+    """runtime triton: host:port of the Triton server's gRPC endpoint."""
+    triton_model: str | None = Field(default=None, min_length=1)
+    """runtime triton: the model's name on Triton (default: the registry name)."""
+    triton_version: str | None = Field(default=None, pattern=r"^[0-9]*$")
+    """runtime triton: the Triton version ("" lets Triton pick; default: ours)."""
+    triton_timeout_ms: float = Field(default=30_000, gt=0, le=3_600_000)
+    """runtime triton: how long one call to Triton may take."""
 
     @classmethod
     def resolve(cls, defaults: GatewaySettings, stored: Mapping[str, Any]) -> Deployment:

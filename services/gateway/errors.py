@@ -13,9 +13,11 @@ what only serving can go wrong with. Every error carries its HTTP status, so RES
     ├── PayloadTooLarge (413)
     ├── ModelExecutionFailed (422)  the model raised on this request's input alone
     ├── QueueFull (429)             with Retry-After
+    ├── EngineFailed (502)          the serving engine behind the gateway (Triton) failed
     ├── Unavailable (503)
     │   ├── ModelNotReady           not loaded, loading, failed to load, or unloading
-    │   └── Overloaded              shed: predicted to miss its latency target
+    │   ├── Overloaded              shed: predicted to miss its latency target
+    │   └── EngineUnavailable       the serving engine behind the gateway is unreachable
     └── DeadlineExceeded (504)      the client's deadline passed before compute
 """
 
@@ -29,6 +31,8 @@ from registry.errors import BadRequest, MlgateError, NotFound
 __all__ = [
     "GRPC_STATUS",
     "DeadlineExceeded",
+    "EngineFailed",
+    "EngineUnavailable",
     "Forbidden",
     "InvalidTensor",
     "ModelExecutionFailed",
@@ -82,6 +86,10 @@ class QueueFull(MlgateError):
         return str(max(1, math.ceil(self.retry_after_s)))
 
 
+class EngineFailed(MlgateError):
+    status_code = 502
+
+
 class Unavailable(MlgateError):
     status_code = 503
 
@@ -91,6 +99,10 @@ class ModelNotReady(Unavailable):
 
 
 class Overloaded(Unavailable):
+    pass
+
+
+class EngineUnavailable(Unavailable):
     pass
 
 
@@ -109,6 +121,7 @@ GRPC_STATUS = {
     422: "INVALID_ARGUMENT",
     429: "RESOURCE_EXHAUSTED",
     500: "INTERNAL",
+    502: "UNAVAILABLE",
     503: "UNAVAILABLE",
     504: "DEADLINE_EXCEEDED",
 }
@@ -118,7 +131,9 @@ def error_body(exc: BaseException) -> tuple[int, str, dict[str, str]]:
     """(status, message, extra headers) for any exception; 5xx details stay in the log."""
     if isinstance(exc, MlgateError):
         headers = {"Retry-After": exc.retry_after} if isinstance(exc, QueueFull) else {}
-        if exc.status_code >= 500 and not isinstance(exc, Unavailable | DeadlineExceeded):
+        if exc.status_code >= 500 and not isinstance(
+            exc, Unavailable | DeadlineExceeded | EngineFailed
+        ):
             log.error("internal error: %s", exc.message)
         return exc.status_code, exc.message, headers
     log.exception("unexpected error", exc_info=exc)

@@ -30,11 +30,10 @@ from registry.store import Registry
 from services.gateway.batcher import AdaptiveBatcher
 from services.gateway.deployment import Deployment, parse_overrides
 from services.gateway.errors import ModelNotLoaded, ModelNotReady
+from services.gateway.runtime_choice import build_runtime
 from services.gateway.served import Served, warm_up
 from services.gateway.settings import GatewaySettings
 from services.runtimes.base import Runtime
-from services.runtimes.onnx import OnnxRuntime
-from services.runtimes.torchscript import TorchScriptRuntime
 
 __all__ = ["ModelManager"]
 
@@ -257,28 +256,18 @@ class ModelManager:
             record = await asyncio.to_thread(self.registry.get, ref)
             stamps = await asyncio.to_thread(self.registry.serving_config_stamps, [name])
             deployment = Deployment.resolve(self.settings, stored)
-            kind = _choose(deployment.runtime, record.servable_formats, ref)
-            _, artifact, folder = await asyncio.to_thread(self.registry.open_servable, ref, kind)
             source = record.artifact("source")
             if source is None:
                 raise NotServable(f"{ref} has no source artifact with example inputs")
             examples = await asyncio.to_thread(
                 lambda: load_examples(self.registry.open_artifact(source))
             )
-            if kind == "onnx":
-                runtime = OnnxRuntime(folder, deployment.runtime_settings())
-            else:
-                runtime = TorchScriptRuntime(
-                    folder,
-                    deployment.runtime_settings(),
-                    input_names=record.signature.input_names,
-                    output_names=record.signature.output_names,
-                )
+            runtime, kind, digest = await build_runtime(self.registry, record, deployment)
             await runtime.load()
             batcher = AdaptiveBatcher(
                 runtime.predict,
                 deployment.batch_settings(),
-                run_inline=runtime.run_inline,
+                run_inline=runtime.run_inline if runtime.supports_inline else None,
                 observer=self.metrics.for_version(name, version) if self.metrics else None,
             )
             await warm_up(runtime, batcher, examples)
@@ -300,7 +289,7 @@ class ModelManager:
             deployment,
             runtime,
             batcher,
-            artifact.digest,
+            digest,
             stamps.get(key),
         )
         self._served[key] = served  # replaces an older copy of the same version in one step
@@ -417,13 +406,3 @@ class ModelManager:
                 rows = [{"name": name, "state": "UNAVAILABLE", "reason": why}]
             entries += rows
         return [e for e in entries if e["state"] == "READY"] if ready_only else entries
-
-
-def _choose(preference: str, servable: list[str], ref: str) -> str:
-    if not servable:
-        raise NotServable(f"{ref} has no artifact that passed the parity gate")
-    if preference == "auto":
-        return "onnx" if "onnx" in servable else servable[0]
-    if preference not in servable:
-        raise NotServable(f"{ref} has no {preference} artifact that passed the parity gate")
-    return preference

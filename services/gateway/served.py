@@ -18,7 +18,8 @@ from services.runtimes.base import Runtime
 
 __all__ = ["PLATFORMS", "Served", "warm_up"]
 
-PLATFORMS = {"onnx": "onnxruntime_onnx", "torchscript": "pytorch_libtorch"}
+# "triton": the batches go to a model on a Triton server (services/runtimes/triton.py).
+PLATFORMS = {"onnx": "onnxruntime_onnx", "torchscript": "pytorch_libtorch", "triton": "triton_grpc"}
 _WARM_UP_RUNS = 3
 
 

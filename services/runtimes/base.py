@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -40,9 +39,10 @@ class RuntimeSettings:
 
 class Runtime(ABC):
     kind: str = ""
+    supports_inline: bool = True
+    """False for a remote runtime: its batches never run on the event loop."""
 
-    def __init__(self, folder: Path, settings: RuntimeSettings) -> None:
-        self.folder = folder
+    def __init__(self, settings: RuntimeSettings) -> None:
         self.settings = settings
 
     @abstractmethod

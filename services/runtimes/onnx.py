@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
-from services.runtimes.base import Prediction, Runtime, Tensors
+from services.runtimes.base import Prediction, Runtime, RuntimeSettings, Tensors
 
 __all__ = ["OnnxRuntime", "cuda_available"]
 
@@ -47,8 +48,9 @@ def cuda_available() -> bool:
 class OnnxRuntime(Runtime):
     kind = "onnx"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, folder: Path, settings: RuntimeSettings) -> None:
+        super().__init__(settings)
+        self.folder = folder
         self._session: ort.InferenceSession | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._use_cuda = False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,7 @@ import torch
 
 from exporters.runners import load_torchscript
 from registry.signature import flatten_outputs
-from services.runtimes.base import Prediction, Runtime, Tensors
+from services.runtimes.base import Prediction, Runtime, RuntimeSettings, Tensors
 
 __all__ = ["TorchScriptRuntime"]
 
@@ -23,9 +24,15 @@ class TorchScriptRuntime(Runtime):
     kind = "torchscript"
 
     def __init__(
-        self, *args: Any, input_names: list[str], output_names: list[str], **kwargs: Any
+        self,
+        folder: Path,
+        settings: RuntimeSettings,
+        *,
+        input_names: list[str],
+        output_names: list[str],
     ) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(settings)
+        self.folder = folder
         self._input_names = input_names
         self._output_names = output_names
         self._module: torch.jit.ScriptModule | None = None

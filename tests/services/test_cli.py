@@ -265,4 +265,8 @@ def test_promote_stores_serving_settings(
     assert len(registry.alias_history("churn")) == 1  # the alias did not move
     bad = mlgate("promote", "churn", "1", "--reason", "x", "--runtime", "tensorrt", code=1)
     assert "runtime" in bad.stderr
+    triton = ["--runtime", "triton", "--triton-url", "triton:8001", "--triton-model", "churn_v1"]
+    mlgate("promote", "churn", "1", "--reason", "gpu", *triton)
+    assert registry.serving_config("churn:1")["triton_url"] == "triton:8001"
+    assert registry.serving_config("churn:1")["triton_model"] == "churn_v1"
     registry.close()

@@ -12,6 +12,7 @@ from services.gateway.batcher import AdaptiveBatcher, BatchSettings
 from services.gateway.costmodel import CostModel
 from services.gateway.errors import (
     DeadlineExceeded,
+    EngineUnavailable,
     ModelExecutionFailed,
     ModelNotReady,
     Overloaded,
@@ -35,6 +36,7 @@ class Runtime:
         self.gate: asyncio.Event | None = None
         self.running = 0
         self.most_running = 0
+        self.engine_error: Exception | None = None  # raised for every batch when set
 
     async def __call__(self, inputs: dict[str, np.ndarray]) -> Prediction:
         x = inputs["x"]
@@ -44,6 +46,8 @@ class Runtime:
         try:
             if self.gate is not None:
                 await self.gate.wait()
+            if self.engine_error is not None:
+                raise self.engine_error
             if (x == -1).any():
                 raise ValueError("the model cannot take -1")
             return Prediction({"y": x * 2}, 0.001 * len(x))
@@ -202,6 +206,26 @@ async def test_one_bad_request_fails_alone() -> None:
     assert caught.value.status_code == 422
     # The failed batch of 4 was retried one request at a time.
     assert runtime.batches == [1, 4, 1, 1, 1, 1]
+
+
+async def test_an_engine_failure_fails_the_batch_without_retrying_each_request() -> None:
+    """A 5xx from the runtime (Triton unreachable) is about no one's input: every request
+    of the batch gets it once, and nothing is run again."""
+    runtime = Runtime()
+    runtime.gate = asyncio.Event()
+    batcher = batcher_for(runtime, max_inflight=1)
+    first = asyncio.ensure_future(batcher.submit(rows(1)))
+    await settle()
+    waiting = [asyncio.ensure_future(batcher.submit(rows(1, value=i))) for i in range(3)]
+    await settle()
+    # The engine goes away while the first batch runs and three requests wait.
+    runtime.engine_error = EngineUnavailable("the Triton server at 127.0.0.1:1 is not live")
+    runtime.gate.set()
+    for request in [first, *waiting]:
+        with pytest.raises(EngineUnavailable, match="not live") as caught:
+            await request
+        assert caught.value.status_code == 503
+    assert runtime.batches == [1, 3]
 
 
 async def test_higher_priority_goes_first() -> None:
