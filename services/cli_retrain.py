@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from typing import Annotated, Any
@@ -67,7 +68,7 @@ def retrain(
             **({} if margin is None else {"margin": margin}),
             **({"auto_promote": False} if no_auto_promote else {}),
         ),
-        worker=f"{socket.gethostname()}:retrain",
+        worker=f"{socket.gethostname()}:{os.getpid()}",  # unique: workers run side by side
     )
     if task_id is not None:
         done = retrainer.run(task_id)

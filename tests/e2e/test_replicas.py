@@ -1,0 +1,196 @@
+"""Many replicas on loopback: a real PostgreSQL registry, a shared artifact store (a
+`file://` fsspec URL), a shared inference log folder, two `mlgate serve` processes, one
+`mlgate monitor` and one `mlgate retrain --worker`, each with its own home.
+
+What must hold: drift seen across both gateways (each gets half of every drifted round,
+and both replicas' segments are in the one log the monitor reads) opens exactly one task;
+the retrainer's promotion reaches both gateways, which fetch the new version's artifact
+from the shared store into their own homes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+
+from examples.credit_risk.data import FEATURES, LABEL, generate
+from registry import Registry
+from services.demo import run_demo
+from services.demo_loop import DRIFT
+from services.traffic import GatewayProcess, infer_body, send
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+MODEL = "credit-risk"
+HALF = 300  # drifted rows per gateway per round: below MLGATE_DRIFT_MIN_ROWS (500)
+
+
+def _env(shared: Path) -> dict[str, str]:
+    return {
+        "MLGATE_ARTIFACTS_URL": f"file://{shared / 'artifacts'}",
+        "MLGATE_LOG_DIR": str(shared / "inference_log"),
+        "MLGATE_DRIFT_MONITOR": "external",
+        "MLGATE_DRIFT_INTERVAL_S": "2",
+        "MLGATE_DRIFT_SHARE": "0.25",
+        "MLGATE_DRIFT_MIN_ROWS": "500",
+        "MLGATE_ALERT_CONSECUTIVE_CHECKS": "3",
+        "MLGATE_TASK_MIN_ROWS": "500",
+        "MLGATE_LOG_FLUSH_INTERVAL_S": "0.25",
+        "MLGATE_LOG_MAX_ROWS_PER_S": "20000",
+        "MLGATE_POLL_INTERVAL_S": "0.5",
+    }
+
+
+@contextmanager
+def _process(argv: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A CLI child in its own session, stopped by its process group; output to `log`."""
+    with log.open("wb") as output:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", *argv],
+            env={**os.environ, **env},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield child
+        assert child.poll() is None, f"{argv} exited early; see {log}:\n{log.read_text()[-3000:]}"
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGTERM)
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - loopback
+        return orjson.loads(response.read())
+
+
+def _maybe(url: str) -> Any:
+    try:
+        return _get(url)
+    except urllib.error.HTTPError:
+        return None
+
+
+def _post(url: str, document: Any) -> Any:
+    request = urllib.request.Request(  # noqa: S310 - loopback
+        url, data=orjson.dumps(document), headers={"content-type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+        return orjson.loads(response.read())
+
+
+def _wait(what: str, probe: Callable[[], Any], timeout_s: float) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.25)
+    raise AssertionError(f"{what} did not happen within {timeout_s:g} s")
+
+
+def _traffic(gateway: GatewayProcess, rows: np.ndarray, prefix: str) -> None:
+    bodies = [infer_body("features", rows[i : i + 1], f"{prefix}-{i}") for i in range(len(rows))]
+    report = send(gateway.url, MODEL, bodies, concurrency=8, advance=lambda: None)
+    assert report.statuses == {200: len(rows)}, report.statuses
+
+
+def test_two_gateways_one_monitor_one_retrainer_share_one_registry(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    shared = tmp_path / "shared"
+    env = _env(shared)
+    registry = Registry(
+        url=postgres_url, home=tmp_path / "trainer", artifacts_url=env["MLGATE_ARTIFACTS_URL"]
+    )
+    try:
+        run_demo(registry, rows=6000, seed=7, name=MODEL, progress=lambda _: None,
+                 log=lambda _: None)  # fmt: skip
+    finally:
+        registry.close()
+
+    with ExitStack() as stack:
+        gateways = [
+            stack.enter_context(
+                GatewayProcess(
+                    tmp_path / f"gateway-{name}",
+                    postgres_url,
+                    env={**env, "MLGATE_LOG_REPLICA": f"gateway-{name}"},
+                )
+            )
+            for name in ("a", "b")
+        ]
+        common = ["--registry-url", postgres_url]
+        monitor = ["--home", str(tmp_path / "monitor"), *common, "monitor"]
+        stack.enter_context(_process(monitor, env, tmp_path / "monitor.log"))
+        worker = ["--home", str(tmp_path / "retrainer"), *common, "retrain", "--worker"]
+        stack.enter_context(_process([*worker, "--interval", "0.5"], env, tmp_path / "worker.log"))
+        for gateway in gateways:
+            assert _get(f"{gateway.url}/v2/models/{MODEL}")["parameters"]["served_version"] == "1"
+        for name in ("a", "b"):  # each fetched v1 from the shared store into its own home
+            assert any((tmp_path / f"gateway-{name}" / "artifacts").rglob("model.onnx"))
+
+        # Drifted traffic with labels, half to each gateway, until the monitor opens a task.
+        tasks_url = f"{gateways[0].url}/retraining/tasks?model={MODEL}"
+        rounds = 0
+        deadline = time.monotonic() + 180
+        while not _get(tasks_url)["tasks"]:
+            assert time.monotonic() < deadline, "drift across both gateways opened no task"
+            for index, gateway in enumerate(gateways):
+                chunk = generate(HALF, seed=100 + 2 * rounds + index, drift=DRIFT)
+                prefix = f"r{rounds}g{index}"
+                _traffic(gateway, chunk[FEATURES].to_numpy(np.float32), prefix)
+                labels = [{"id": f"{prefix}-{i}", "label": int(v)}
+                          for i, v in enumerate(chunk[LABEL])]  # fmt: skip
+                _post(f"{gateway.url}/v1/models/{MODEL}/feedback", {"feedback": labels})
+            rounds += 1
+            time.sleep(1.0)
+
+        # Both replicas' segments are in the one log the monitor read.
+        segments = " ".join(p.name for p in (shared / "inference_log" / MODEL / "1").iterdir())
+        assert "-gateway-a-" in segments
+        assert "-gateway-b-" in segments
+
+        task_url = f"{gateways[1].url}/retraining/tasks/{_get(tasks_url)['tasks'][0]['id']}"
+
+        def finished() -> Any:
+            task = _get(task_url)
+            return task if task["status"] in ("promoted", "rejected", "failed") else None
+
+        task = _wait("the retrained version", finished, 300)
+        assert task["status"] == "promoted", task
+        version = str(task["candidate_version"])
+        for gateway in gateways:  # the promotion reaches both, through the shared registry
+
+            def serving(url: str = gateway.url) -> bool:
+                served = _get(f"{url}/v2/models/{MODEL}")["parameters"]["served_version"]
+                return bool(served == version)
+
+            _wait(f"v{version} serving at {gateway.url}", serving, 60)
+            answer = _post(
+                f"{gateway.url}/v2/models/{MODEL}/infer",
+                orjson.loads(infer_body("features", np.zeros((1, len(FEATURES)), np.float32))),
+            )
+            assert answer["model_version"] == version
+        # A storm of drifted windows across two replicas still opened only one task.
+        assert len(_get(tasks_url)["tasks"]) == 1
+        assert _maybe(f"{gateways[0].url}/monitoring/models/{MODEL}/drift") is not None
