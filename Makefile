@@ -30,11 +30,12 @@ demo: setup
 
 # A real PostgreSQL server is started for the registry tests and stopped by its PID.
 test: setup
-	$(PY) -m tests.support.pgserver run -- $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m tests.support.pgserver run -- $(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # Benchmarks are not tests: they measure, side by side in one run, and assert nothing.
 # BENCH picks the benchmark: bench_batching (default), bench_monitoring, bench_drift,
 # bench_peers (mlgate vs BentoML, Triton, naive FastAPI; builds .venv-peers/ on first use).
+# bench_triton (the gateway in front of Triton, runtime: triton, vs Triton direct).
 BENCH ?= bench_batching
 bench: setup
 	$(PY) -m load_tests.$(BENCH) $(BENCH_ARGS)

@@ -38,6 +38,7 @@ class Peer:
     # PyTriton's tritonserver does not survive SIGSTOP/SIGCONT of its tree reliably (after
     # a resume it sometimes never answered again), so it is left running while idle.
     pausable: bool = True
+    grpc: str | None = None  # host:port of its gRPC endpoint, where it has one
 
 
 def _get(url: str) -> bytes:
@@ -56,9 +57,18 @@ def _prometheus_sums(url: str, rows: str, batches: str) -> tuple[float, float]:
     return found[rows], found[batches]
 
 
-def mlgate(home: Path, model: str, row: np.ndarray, cpu: int, log: Path, max_batch: int) -> Peer:
+def mlgate(
+    home: Path,
+    model: str,
+    row: np.ndarray,
+    cpu: int,
+    log: Path,
+    max_batch: int,
+    name: str = "mlgate",
+) -> Peer:
     """`mlgate serve` with its defaults (inference log and drift checks on), except the
-    largest batch, which every batching peer is given alike."""
+    largest batch, which every batching peer is given alike. The version's stored serving
+    config applies (runtime triton, for one)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     argv = [sys.executable, "-m", "services.cli", "--home", str(home), "serve"]
@@ -75,7 +85,7 @@ def mlgate(home: Path, model: str, row: np.ndarray, cpu: int, log: Path, max_bat
         stats = orjson.loads(_get(f"{url}/v2/models/{model}/stats"))["model_stats"][0]
         return float(stats["inference_count"]), float(stats["execution_count"])
 
-    return Peer("mlgate", server, f"{url}/v2/models/{model}/infer", infer_body("x", row), batches)
+    return Peer(name, server, f"{url}/v2/models/{model}/infer", infer_body("x", row), batches)
 
 
 def bentoml(
@@ -149,7 +159,13 @@ def triton(onnx: Path, row: np.ndarray, cpu: int, log: Path, workspace: Path) ->
         )
 
     return Peer(
-        "triton", server, f"{url}/v2/models/model/infer", infer_body("x", row), batches, False
+        "triton",
+        server,
+        f"{url}/v2/models/model/infer",
+        infer_body("x", row),
+        batches,
+        pausable=False,
+        grpc=f"127.0.0.1:{grpc}",
     )
 
 

@@ -8,6 +8,7 @@ requirements file's digest says whether it is current.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import subprocess
 import sys
@@ -26,11 +27,17 @@ def python_for(name: str) -> Path:
     digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
     home = PEERS_HOME / name
     python, stamp = home / "bin" / "python", home / ".installed"
-    if stamp.exists() and stamp.read_text() == digest and python.exists():
-        return python
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(home)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(requirements)], check=True)
-    stamp.write_text(digest)
+    PEERS_HOME.mkdir(exist_ok=True)
+    # Test workers run in parallel: the first builds, the others wait for it on the lock.
+    with (PEERS_HOME / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp.exists() and stamp.read_text() == digest and python.exists():
+            return python
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(home)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "-r", str(requirements)], check=True
+        )
+        stamp.write_text(digest)
     return python
 
 

@@ -29,7 +29,7 @@ import pytest
 from examples.credit_risk.data import FEATURES, LABEL, generate
 from registry import Registry
 from services.demo import run_demo
-from services.demo_loop import DRIFT
+from services.demo_loop import DRIFT, LOOP_ENV
 from services.traffic import GatewayProcess, infer_body, send
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -39,18 +39,14 @@ HALF = 300  # drifted rows per gateway per round: below MLGATE_DRIFT_MIN_ROWS (5
 
 
 def _env(shared: Path) -> dict[str, str]:
+    """The demo's fast monitor settings, with drift checked by `mlgate monitor` alone and
+    retraining left to the worker process."""
     return {
+        **LOOP_ENV,
+        "MLGATE_RETRAINER": "off",
+        "MLGATE_DRIFT_MONITOR": "external",
         "MLGATE_ARTIFACTS_URL": f"file://{shared / 'artifacts'}",
         "MLGATE_LOG_DIR": str(shared / "inference_log"),
-        "MLGATE_DRIFT_MONITOR": "external",
-        "MLGATE_DRIFT_INTERVAL_S": "2",
-        "MLGATE_DRIFT_SHARE": "0.25",
-        "MLGATE_DRIFT_MIN_ROWS": "500",
-        "MLGATE_ALERT_CONSECUTIVE_CHECKS": "3",
-        "MLGATE_TASK_MIN_ROWS": "500",
-        "MLGATE_LOG_FLUSH_INTERVAL_S": "0.25",
-        "MLGATE_LOG_MAX_ROWS_PER_S": "20000",
-        "MLGATE_POLL_INTERVAL_S": "0.5",
     }
 
 
