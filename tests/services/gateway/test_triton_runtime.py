@@ -10,6 +10,7 @@ three at once have run here without trouble.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import time
 import urllib.request
@@ -21,8 +22,11 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 import pytest
+from google.protobuf import json_format, text_format  # type: ignore[import-untyped]
+from tritonclient.grpc import model_config_pb2
 
 from exporters.triton_config import DIGEST_PARAMETER
+from exporters.triton_repo import write_triton_repository
 from load_tests.peers.venvs import libdir, python_for
 from load_tests.processes import ServerProcess
 from registry import Registry
@@ -304,3 +308,41 @@ async def test_loading_against_nothing_is_engine_unavailable() -> None:
     runtime.url = f"127.0.0.1:{free_port()}"
     with pytest.raises(EngineUnavailable, match="could not reach"):
         await runtime.load()
+
+
+def test_a_repository_from_triton_repo_passes_for_its_version_only(
+    registry: Registry, tmp_path: Path
+) -> None:
+    """The config `mlgate triton-repo` writes, read back as tritonclient's get_model_config
+    reports it (JSON, proto field names): mlp:1's runtime accepts it, mlp:2's refuses it."""
+    written = write_triton_repository(registry, ["mlp:1"], tmp_path / "repo")
+    config = text_format.Parse(
+        (tmp_path / "repo" / "mlp" / "config.pbtxt").read_text(), model_config_pb2.ModelConfig()
+    )
+    as_reported = json.loads(json_format.MessageToJson(config, preserving_proto_field_name=True))
+    onnx = registry.get("mlp:1").servable_artifact("onnx")
+    assert onnx is not None
+    assert written.models[0].versions == {1: onnx.digest}
+
+    def runtime_for(ref: str) -> TritonRuntime:
+        record = registry.get(ref)
+        return TritonRuntime(
+            RuntimeSettings(),
+            url="127.0.0.1:1",
+            model="mlp",
+            version="1",
+            signature=record.signature,
+            artifact_digests=frozenset(
+                a.digest for k in record.servable_formats if (a := record.servable_artifact(k))
+            ),
+            timeout_s=1.0,
+        )
+
+    metadata = {
+        "inputs": [{"name": "x", "datatype": "FP32", "shape": ["-1", "6"]}],
+        "outputs": [{"name": n, "datatype": "FP32", "shape": ["-1", "2"]}
+                    for n in registry.get("mlp:1").signature.output_names],
+    }  # fmt: skip
+    runtime_for("mlp:1")._check(metadata, as_reported)
+    with pytest.raises(NotServable, match="not one of this version's"):
+        runtime_for("mlp:2")._check(metadata, as_reported)
