@@ -101,9 +101,9 @@ def build_config(entry: ModelEntry, *, instance_kind: InstanceKind, instance_cou
         max_batch_size=settings.max_batch_size,
     )
     for spec in entry.signature.inputs:
-        _tensor(config.input.add(), spec)
+        fill_tensor(config.input.add(), spec)
     for spec in entry.signature.outputs:
-        _tensor(config.output.add(), spec)
+        fill_tensor(config.output.add(), spec)
     batching = config.dynamic_batching
     batching.max_queue_delay_microseconds = round(settings.max_queue_delay_ms * 1000)
     # Ours bounds rows and Triton's bounds requests (each at least one row), so Triton's
@@ -120,7 +120,8 @@ def build_config(entry: ModelEntry, *, instance_kind: InstanceKind, instance_cou
     return config
 
 
-def _tensor(tensor: Any, spec: TensorSpec) -> None:
+def fill_tensor(tensor: Any, spec: TensorSpec) -> None:
+    """A config `input`/`output` entry for `spec` (also the gateway's gRPC ModelConfig)."""
     tensor.name = spec.name
     tensor.data_type = pb.DataType.Value(triton_dtype(spec))
     dims = list(spec.shape[1:])  # dimension 0 is the batch: implied by max_batch_size > 0

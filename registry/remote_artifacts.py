@@ -69,14 +69,14 @@ class RemoteArtifacts:
                 f"(no {MANIFEST_FILE}: never uploaded, or its upload did not finish)"
             )
         for entry in manifest.files:
-            source = self._path(manifest, entry.name)
-            if not self.fs.exists(source):
-                raise ArtifactNotFound(
-                    f"artifact {manifest.digest} in {self.url} lacks its file {entry.name}"
-                )
             target = folder / entry.name
             target.parent.mkdir(parents=True, exist_ok=True)
-            self.fs.get_file(source, str(target))
+            try:
+                self.fs.get_file(self._path(manifest, entry.name), str(target))
+            except FileNotFoundError:
+                raise ArtifactNotFound(
+                    f"artifact {manifest.digest} in {self.url} lacks its file {entry.name}"
+                ) from None
 
     def _path(self, manifest: Manifest, name: str) -> str:
         digest = manifest.digest

@@ -30,7 +30,7 @@ from examples.credit_risk.data import FEATURES, LABEL, Drift, generate
 from registry.errors import MlgateError
 from services.traffic import GatewayProcess, infer_body, send
 
-__all__ = ["DRIFT", "LOOP_ENV", "LoopStep", "LoopStepFailed", "run_loop"]
+__all__ = ["DRIFT", "LOOP_ENV", "GatewayClient", "LoopStep", "LoopStepFailed", "run_loop"]
 
 # A recession, and the rules changed with it: high utilisation now signals *less* risk
 # (say, a new lender policy); the served model's ranking is wrong on it, not only shifted.
@@ -67,7 +67,9 @@ class LoopStep:
 
 
 @dataclass
-class _Gateway:
+class GatewayClient:
+    """A running gateway over HTTP, as a user drives it (also the replica e2e test's)."""
+
     url: str
     model: str
 
@@ -125,7 +127,7 @@ def run_loop(
 
     started = time.perf_counter()
     with GatewayProcess(home, registry_url, env=LOOP_ENV) as process:
-        gateway = _Gateway(process.url, name)
+        gateway = GatewayClient(process.url, name)
         done("serve", started, f"{name}:1 ready at {process.url}")
         monitoring = f"/monitoring/models/{name}/drift"
 

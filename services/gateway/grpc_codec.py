@@ -22,6 +22,7 @@ import numpy as np
 from tritonclient.grpc import model_config_pb2 as config_pb2
 from tritonclient.grpc import service_pb2 as pb2
 
+from exporters.triton_config import fill_tensor
 from registry.errors import BadRequest
 from services.gateway.codec import DATATYPES, InferRequest, oip_datatype
 from services.gateway.dataplane import InferResult
@@ -56,11 +57,6 @@ CONTENTS: dict[str, str | None] = {
     "FP32": "fp32_contents",
     "FP64": "fp64_contents",
 }
-
-
-def config_type(datatype: str) -> int:
-    """`FP32` → `TYPE_FP32`, the model config's enum."""
-    return int(config_pb2.DataType.Value(f"TYPE_{datatype}"))
 
 
 # ---------------------------------------------------------------- inference
@@ -239,12 +235,6 @@ def config_response(served: Served) -> Any:
     queue delay.
     """
     deployment = served.deployment
-
-    def dims(shape: tuple[int, ...]) -> dict[str, Any]:
-        if len(shape) > 1:
-            return {"dims": list(shape[1:])}
-        return {"dims": [1], "reshape": config_pb2.ModelTensorReshape(shape=[])}
-
     config = config_pb2.ModelConfig(
         name=served.name,
         platform=PLATFORMS[served.kind],
@@ -252,22 +242,14 @@ def config_response(served: Served) -> Any:
         version_policy=config_pb2.ModelVersionPolicy(
             specific=config_pb2.ModelVersionPolicy.Specific(versions=[served.version])
         ),
-        input=[
-            config_pb2.ModelInput(
-                name=s.name, data_type=config_type(oip_datatype(s.dtype)), **dims(s.shape)
-            )
-            for s in served.signature.inputs
-        ],
-        output=[
-            config_pb2.ModelOutput(
-                name=s.name, data_type=config_type(oip_datatype(s.dtype)), **dims(s.shape)
-            )
-            for s in served.signature.outputs
-        ],
         dynamic_batching=config_pb2.ModelDynamicBatching(
             max_queue_delay_microseconds=round(deployment.max_queue_delay_ms * 1000)
         ),
     )
+    for spec in served.signature.inputs:
+        fill_tensor(config.input.add(), spec)
+    for spec in served.signature.outputs:
+        fill_tensor(config.output.add(), spec)
     for key, value in {
         "artifact": served.kind,
         "artifact_digest": served.artifact_digest,

@@ -15,9 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,8 +27,8 @@ import pytest
 from examples.credit_risk.data import FEATURES, LABEL, generate
 from registry import Registry
 from services.demo import run_demo
-from services.demo_loop import DRIFT, LOOP_ENV
-from services.traffic import GatewayProcess, infer_body, send
+from services.demo_loop import DRIFT, LOOP_ENV, GatewayClient
+from services.traffic import GatewayProcess, infer_body
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -74,42 +72,6 @@ def _process(argv: list[str], env: dict[str, str], log: Path) -> Iterator[subpro
                 child.wait()
 
 
-def _get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - loopback
-        return orjson.loads(response.read())
-
-
-def _maybe(url: str) -> Any:
-    try:
-        return _get(url)
-    except urllib.error.HTTPError:
-        return None
-
-
-def _post(url: str, document: Any) -> Any:
-    request = urllib.request.Request(  # noqa: S310 - loopback
-        url, data=orjson.dumps(document), headers={"content-type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
-        return orjson.loads(response.read())
-
-
-def _wait(what: str, probe: Callable[[], Any], timeout_s: float) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.25)
-    raise AssertionError(f"{what} did not happen within {timeout_s:g} s")
-
-
-def _traffic(gateway: GatewayProcess, rows: np.ndarray, prefix: str) -> None:
-    bodies = [infer_body("features", rows[i : i + 1], f"{prefix}-{i}") for i in range(len(rows))]
-    report = send(gateway.url, MODEL, bodies, concurrency=8, advance=lambda: None)
-    assert report.statuses == {200: len(rows)}, report.statuses
-
-
 def test_two_gateways_one_monitor_one_retrainer_share_one_registry(
     postgres_url: str, tmp_path: Path
 ) -> None:
@@ -126,12 +88,15 @@ def test_two_gateways_one_monitor_one_retrainer_share_one_registry(
 
     with ExitStack() as stack:
         gateways = [
-            stack.enter_context(
-                GatewayProcess(
-                    tmp_path / f"gateway-{name}",
-                    postgres_url,
-                    env={**env, "MLGATE_LOG_REPLICA": f"gateway-{name}"},
-                )
+            GatewayClient(
+                stack.enter_context(
+                    GatewayProcess(
+                        tmp_path / f"gateway-{name}",
+                        postgres_url,
+                        env={**env, "MLGATE_LOG_REPLICA": f"gateway-{name}"},
+                    )
+                ).url,
+                MODEL,
             )
             for name in ("a", "b")
         ]
@@ -141,23 +106,23 @@ def test_two_gateways_one_monitor_one_retrainer_share_one_registry(
         worker = ["--home", str(tmp_path / "retrainer"), *common, "retrain", "--worker"]
         stack.enter_context(_process([*worker, "--interval", "0.5"], env, tmp_path / "worker.log"))
         for gateway in gateways:
-            assert _get(f"{gateway.url}/v2/models/{MODEL}")["parameters"]["served_version"] == "1"
+            assert gateway.get(f"/v2/models/{MODEL}")["parameters"]["served_version"] == "1"
         for name in ("a", "b"):  # each fetched v1 from the shared store into its own home
             assert any((tmp_path / f"gateway-{name}" / "artifacts").rglob("model.onnx"))
 
         # Drifted traffic with labels, half to each gateway, until the monitor opens a task.
-        tasks_url = f"{gateways[0].url}/retraining/tasks?model={MODEL}"
+        tasks_path = f"/retraining/tasks?model={MODEL}"
         rounds = 0
         deadline = time.monotonic() + 180
-        while not _get(tasks_url)["tasks"]:
+        while not gateways[0].get(tasks_path)["tasks"]:
             assert time.monotonic() < deadline, "drift across both gateways opened no task"
             for index, gateway in enumerate(gateways):
                 chunk = generate(HALF, seed=100 + 2 * rounds + index, drift=DRIFT)
                 prefix = f"r{rounds}g{index}"
-                _traffic(gateway, chunk[FEATURES].to_numpy(np.float32), prefix)
+                gateway.traffic(chunk[FEATURES].to_numpy(np.float32), prefix)
                 labels = [{"id": f"{prefix}-{i}", "label": int(v)}
                           for i, v in enumerate(chunk[LABEL])]  # fmt: skip
-                _post(f"{gateway.url}/v1/models/{MODEL}/feedback", {"feedback": labels})
+                gateway.post(f"/v1/models/{MODEL}/feedback", {"feedback": labels})
             rounds += 1
             time.sleep(1.0)
 
@@ -166,27 +131,27 @@ def test_two_gateways_one_monitor_one_retrainer_share_one_registry(
         assert "-gateway-a-" in segments
         assert "-gateway-b-" in segments
 
-        task_url = f"{gateways[1].url}/retraining/tasks/{_get(tasks_url)['tasks'][0]['id']}"
+        task_path = f"/retraining/tasks/{gateways[0].get(tasks_path)['tasks'][0]['id']}"
 
         def finished() -> Any:
-            task = _get(task_url)
+            task = gateways[1].get(task_path)
             return task if task["status"] in ("promoted", "rejected", "failed") else None
 
-        task = _wait("the retrained version", finished, 300)
+        task = gateways[1].wait("the retrained version", finished, 300)
         assert task["status"] == "promoted", task
         version = str(task["candidate_version"])
         for gateway in gateways:  # the promotion reaches both, through the shared registry
 
-            def serving(url: str = gateway.url) -> bool:
-                served = _get(f"{url}/v2/models/{MODEL}")["parameters"]["served_version"]
+            def serving(client: GatewayClient = gateway) -> bool:
+                served = client.get(f"/v2/models/{MODEL}")["parameters"]["served_version"]
                 return bool(served == version)
 
-            _wait(f"v{version} serving at {gateway.url}", serving, 60)
-            answer = _post(
-                f"{gateway.url}/v2/models/{MODEL}/infer",
+            gateway.wait(f"v{version} serving at {gateway.url}", serving, 60)
+            answer = gateway.post(
+                f"/v2/models/{MODEL}/infer",
                 orjson.loads(infer_body("features", np.zeros((1, len(FEATURES)), np.float32))),
             )
             assert answer["model_version"] == version
         # A storm of drifted windows across two replicas still opened only one task.
-        assert len(_get(tasks_url)["tasks"]) == 1
-        assert _maybe(f"{gateways[0].url}/monitoring/models/{MODEL}/drift") is not None
+        assert len(gateways[0].get(tasks_path)["tasks"]) == 1
+        assert gateways[0].maybe(f"/monitoring/models/{MODEL}/drift") is not None

@@ -85,6 +85,15 @@ def test_an_unfinished_upload_is_not_an_artifact(tmp_path: Path, shared_url: str
         reader.open(manifest)
 
 
+def test_a_shared_copy_missing_a_file_is_not_found(tmp_path: Path, shared_url: str) -> None:
+    manifest = _stored(ArtifactStore(tmp_path / "a", RemoteArtifacts(shared_url)))
+    fsspec.filesystem("memory").rm(_remote_path(shared_url, manifest, "sub/model.onnx.data"))
+    reader = ArtifactStore(tmp_path / "b", RemoteArtifacts(shared_url))
+    with pytest.raises(ArtifactNotFound, match=r"lacks its file sub/model\.onnx\.data"):
+        reader.open(manifest)
+    assert not reader.path_of(manifest).exists()
+
+
 def test_a_corrupted_cached_copy_is_fetched_again(tmp_path: Path, shared_url: str) -> None:
     manifest = _stored(ArtifactStore(tmp_path / "a", RemoteArtifacts(shared_url)))
     reader = ArtifactStore(tmp_path / "b", RemoteArtifacts(shared_url))
