@@ -51,6 +51,9 @@ LOOP_ENV = {
     "MLGATE_RETRAINER": "inprocess",
     "MLGATE_RETRAIN_INTERVAL_S": "0.5",
     "MLGATE_POLL_INTERVAL_S": "0.5",
+    # Every demo request must be answered, and training runs in this same process: the
+    # event-loop-lag shedder would turn a busy machine's late loop into failed steps.
+    "MLGATE_LOOP_LAG_SHED_MS": "0",
 }
 
 

@@ -39,7 +39,11 @@ def infer(client: httpx.Client, url: str, request_id: str, row: np.ndarray) -> N
 
 
 def test_acknowledged_rows_survive_kill_9(home: Path) -> None:
-    env = {"MLGATE_LOG_FLUSH_INTERVAL_S": "0.2", "MLGATE_DRIFT_MONITOR": "off"}
+    env = {
+        "MLGATE_LOG_FLUSH_INTERVAL_S": "0.2",
+        "MLGATE_DRIFT_MONITOR": "off",
+        "MLGATE_LOOP_LAG_SHED_MS": "0",  # every request must be acknowledged, however busy
+    }
     rng = np.random.default_rng(0)
     rows = rng.standard_normal((400, 6)).astype(np.float32)
     with GatewayProcess(home, None, env=env) as gateway, httpx.Client() as client:

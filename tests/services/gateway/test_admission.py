@@ -37,8 +37,10 @@ async def test_the_probe_sees_a_busy_loop_and_then_its_recovery() -> None:
             await asyncio.sleep(0.001)
         assert lag.overloaded
         assert max(seen) >= 0.02
-        await asyncio.sleep(0.05)
-        assert not lag.overloaded
+        deadline = time.monotonic() + 30
+        while lag.overloaded:  # an idle loop's next on-time wake-up clears it
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.002)
     finally:
         await lag.stop()
 
@@ -82,7 +84,7 @@ async def test_an_overloaded_gateway_answers_503_and_counts_it_then_serves_again
 async def test_the_default_threshold_is_a_tenth_of_the_slo_and_zero_turns_it_off(
     registry: Registry,
 ) -> None:
-    async for gateway in open_gateway(registry, slo_ms=400):
+    async for gateway in open_gateway(registry, slo_ms=400, loop_lag_shed_ms=None):
         assert gateway.app.state.dataplane.admission.threshold_s == pytest.approx(0.04)
     async for gateway in open_gateway(registry, loop_lag_shed_ms=0):
         admission = gateway.app.state.dataplane.admission

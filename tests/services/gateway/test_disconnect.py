@@ -57,10 +57,12 @@ def test_a_disconnected_clients_queued_rows_never_run(registry: Registry) -> Non
     )
     assert export(registry, version.ref, "onnx").passed
     with LiveServer(registry, max_rows_per_request=8192, max_body_bytes=64 << 20) as live:
+        # An hour of latency budget: on any CPU the big request is admitted, never shed as
+        # predicted to miss its SLO (which would leave nothing in flight to queue behind).
         loaded = httpx.post(
             f"{live.url}/v2/repository/models/slow/load",
             timeout=60,
-            json={"parameters": {"max_inflight": 1, "max_batch_size": 8192}},
+            json={"parameters": {"max_inflight": 1, "max_batch_size": 8192, "slo_ms": 3_600_000}},
         )
         assert loaded.status_code == 200, loaded.text
         body, headers = binary_request(6000)

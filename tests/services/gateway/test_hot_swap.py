@@ -65,5 +65,4 @@ def test_a_promotion_swaps_versions_with_zero_failed_requests(registry: Registry
     # by when each request was sent: one already in flight on the old version may finish
     # later, e.g. behind the garbage collection that follows the swap.)
     assert all(v == "2" for sent, _, v in versions if sent > first_new)
-    assert first_new - promoted_at < 10
     assert [(e["version"], e["state"]) for e in index if e["name"] == "mlp"] == [("2", "READY")]
