@@ -28,12 +28,23 @@ row counted as `flushed`, and so every row recorded before a `flush()` that retu
 same replica name converts this replica's leftover streams to Parquet; until then
 readers read them as they are.
 
-Threads and who writes what: the event-loop thread (the one calling `record`, which must
-be a single thread at a time) owns the sampler's counters, `recorded`, `dropped_backlog`
-and `invalid_requests`; the writer thread owns the rest (`flushed`, `write_errors`, its
-`dropped_*`, the rows done, the segments), which `start()` touches only before that thread
-exists. Each counter has one writer, so plain ints suffice; `stats()` reads them from any
-thread. `flush()` and `close()` may be called from any thread.
+Threads and who writes what: the event-loop thread (the one calling `record` and
+`refused`, which must be a single thread at a time) owns the sampler's counters,
+`recorded`, `dropped_backlog`, `invalid_requests` and the answered/refused totals (which
+the writer thread only copies); the writer thread owns the rest (`flushed`,
+`write_errors`, `counts_write_errors`, its `dropped_*`, the rows done, the segments and
+counts files), which `start()` touches only before that thread exists. Each counter has
+one writer, so plain ints suffice; `stats()` reads them from any thread. `flush()` and
+`close()` may be called from any thread.
+
+Rows answered and refused. `record` also adds every request's rows to a per-version
+total before sampling, and `refused` adds the rows of a request refused at validation
+per (version, reason): plain dict updates on the event-loop thread, no lock. The writer
+thread writes what changed each cycle to a small JSON-lines file per version beside the
+segments (`log_counts`: format, crashes, retention); `log_counts.read_counts` sums every
+replica's. They give the data-quality checks an unsampled refused share. A failure to
+write them loses no row: it is counted in `counts_write_errors`, logged as a warning, and
+what it could not write is written next cycle (`log_counts_writer`).
 
 Recent ids. After each batch it made durable, the writer notes the batch's client-given
 request ids in a bounded index (`recent_ids`, `monitors.recent_ids`), which the feedback
@@ -61,6 +72,7 @@ import numpy as np
 import pyarrow as pa
 
 from monitors.log_batches import PendingRecord, build_batches
+from monitors.log_counts_writer import CountsWriter
 from monitors.log_segments import check_replica
 from monitors.log_writer import SegmentWriter
 from monitors.recent_ids import RecentIds, RecentModelIds
@@ -141,6 +153,14 @@ class InferenceLog:
             clock,
             wall_clock,
         )
+        self._counts = CountsWriter(
+            settings.directory,
+            settings.replica,
+            settings.segment_max_age_s,
+            settings.retention_s,
+            clock,
+            wall_clock,
+        )
         self._pending: collections.deque[PendingRecord] = collections.deque()
         # Ids for requests that came without one: a random prefix per log and a counter.
         # NOTE: uuid4 per row cost ~1 % of a busy gateway's CPU (one getrandom call each).
@@ -155,6 +175,10 @@ class InferenceLog:
         self._recorded = 0
         self._dropped_backlog = 0
         self._invalid_requests = 0
+        # Cumulative rows before sampling, model → version → rows: nested, because a
+        # (model, version) tuple key (and dict.get) made record() about 60 ns slower.
+        self._answered: dict[str, dict[int, int]] = {}
+        self._refused: dict[tuple[str, int, str], int] = {}  # cumulative rows by reason
         # Writer thread's counters.
         self._done_rows = 0
         self._cycles_begun = 0
@@ -179,6 +203,7 @@ class InferenceLog:
         # Neither may stop serving: a file that fails is logged, counted and left.
         self._guarded("recovery", lambda: self._recover(recover_all))
         self._guarded("retention", self._segments.expire)
+        self._counts.start()
         self._thread = threading.Thread(target=self._run, name="mlgate-inference-log", daemon=True)
         self._thread.start()
 
@@ -201,6 +226,11 @@ class InferenceLog:
         except (KeyError, IndexError, TypeError):
             self._invalid_requests += 1
             return 0
+        # Every request's rows, whatever sampling decides: the refused share must not be biased.
+        try:
+            self._answered[model][version] += rows
+        except KeyError:  # the version's first request
+            self._answered.setdefault(model, {})[version] = rows
         taken = self._sampler.take(rows)
         if taken == 0:
             return 0
@@ -225,6 +255,14 @@ class InferenceLog:
         )
         self._recorded += taken
         return taken
+
+    def refused(self, model: str, version: int, reason: str, rows: int) -> None:
+        """Count `rows` of a request to `model:version` refused at validation for `reason`.
+
+        O(1), never raises or blocks; written by the writer thread with the answered rows.
+        """
+        refused, key = self._refused, (model, version, reason)
+        refused[key] = refused.get(key, 0) + rows
 
     def flush(self, timeout_s: float = 10.0) -> int:
         """Block until every row recorded before the call is written (or failed, counted),
@@ -276,6 +314,7 @@ class InferenceLog:
             "pending": self._recorded - self._done_rows,
             "flushed": self._flushed,
             "write_errors": self._write_errors,
+            "counts_write_errors": self._counts.errors,
             "segments_open": self._segments.open_segments,
             "segments_closed": self._segments.closed_segments,
             "segments_recovered": self._recovered_segments,
@@ -306,10 +345,13 @@ class InferenceLog:
             self._cycles_begun += 1
             stopping = self._closed
             self._write_pending()
+            self._counts.cycle(self._answered, self._refused)
             self._guarded("rotate", self._segments.rotate_due)
             if stopping:
                 self._write_pending()  # what a record() racing close() still got in
+                self._counts.cycle(self._answered, self._refused)
                 self._guarded("close", self._segments.close_all)
+                self._counts.close_all()
             self._cycles_done += 1
             with self._progress:
                 self._progress.notify_all()

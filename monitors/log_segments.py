@@ -4,6 +4,8 @@ Layout on disk, shared by the writer (`inference_log`) and the reader (`log_read
 
     <directory>/<model>/<version>/<start>-<replica>-<seq>.arrows    open segment
     <directory>/<model>/<version>/<start>-<replica>-<seq>.parquet   closed segment
+    <directory>/<model>/<version>/<start>-<replica>-<seq>.counts.jsonl   rows answered and
+                                                    refused (`log_counts`; not a segment)
 
 `<start>` is the UTC second of the oldest row of the segment's first batch (e.g.
 `20261123T064200Z`), so it is a lower bound of every `ts` in the segment. `<seq>` grows
@@ -96,10 +98,15 @@ class SegmentName:
         name = path.name
         for suffix in (STREAM_SUFFIX, PARQUET_SUFFIX, TMP_SUFFIX):
             if name.endswith(suffix):
-                match = _STEM_RE.fullmatch(name[: -len(suffix)])
                 break
         else:
             return None
+        return cls.parse_stem(name[: -len(suffix)])
+
+    @classmethod
+    def parse_stem(cls, stem: str) -> SegmentName | None:
+        """`<start>-<replica>-<seq>` (also the stem of `log_counts` files), or None."""
+        match = _STEM_RE.fullmatch(stem)
         if match is None:
             return None
         start_s = calendar.timegm(time.strptime(match[1], _START_FORMAT))

@@ -2,6 +2,11 @@
 
 It knows nothing of HTTP: it takes names, versions and decoded tensors, and returns
 tensors and plain data. Errors are `MlgateError`s carrying their status.
+
+It is also where a request meets the version that serves it, so it is where the inference
+log hears of every answered request (`InferenceLog.record`, which counts its rows before
+sampling) and of every request refused at validation (`InferenceLog.refused`, by the
+error's `reason`): the data-quality checks' refused share. Both are O(1) dict updates.
 """
 
 from __future__ import annotations
@@ -16,9 +21,10 @@ from monitors.inference_log import InferenceLog
 from registry.errors import InvalidModelInput
 from services.gateway.admission import LoopLag
 from services.gateway.codec import InferRequest
-from services.gateway.errors import DeadlineExceeded, InvalidTensor, Overloaded
+from services.gateway.errors import DeadlineExceeded, InvalidTensor, Overloaded, PayloadTooLarge
 from services.gateway.manager import ModelManager
-from services.gateway.validation import validate_inputs
+from services.gateway.served import Served
+from services.gateway.validation import refused_rows, validate_inputs
 
 __all__ = ["DataPlane", "InferResult"]
 
@@ -105,12 +111,7 @@ class DataPlane:
         """Validate, queue, wait; `deadline` is on the time.monotonic() clock."""
         started = time.perf_counter()
         with self.manager.acquire(name, version) as served:
-            inputs = validate_inputs(
-                request.inputs,
-                served.signature,
-                max_rows=self.max_rows,
-                allow_non_finite=served.deployment.allow_non_finite,
-            )
+            inputs = self._validated(name, served, request.inputs)
             deadline = _earliest(deadline, _timeout_deadline(request.parameters))
             priority = _priority(request.parameters)
             outputs = await served.batcher.submit(inputs, deadline=deadline, priority=priority)
@@ -131,13 +132,12 @@ class DataPlane:
         """`{"instances": [...]}` → `{"predictions": [...]}` (the KServe v1 shape)."""
         started = time.perf_counter()
         with self.manager.acquire(name, None) as served:
-            inputs = _instances(body, served.signature)
-            inputs = validate_inputs(
-                inputs,
-                served.signature,
-                max_rows=self.max_rows,
-                allow_non_finite=served.deployment.allow_non_finite,
-            )
+            try:
+                inputs = _instances(body, served.signature)
+            except InvalidTensor as exc:
+                self._count_refusal(name, served.version, exc, _instance_count(body))
+                raise
+            inputs = self._validated(name, served, inputs)
             outputs = await served.batcher.submit(inputs)
             if self.log is not None:
                 self.log.record(
@@ -157,6 +157,26 @@ class DataPlane:
             columns = {n: _rows(outputs[n]) for n in names}
             predictions = [{n: columns[n][i] for n in names} for i in range(rows)]
         return {"predictions": predictions, "model_version": str(served.version)}
+
+    def _validated(
+        self, name: str, served: Served, inputs: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        try:
+            return validate_inputs(
+                inputs,
+                served.signature,
+                max_rows=self.max_rows,
+                allow_non_finite=served.deployment.allow_non_finite,
+            )
+        except (InvalidTensor, PayloadTooLarge) as exc:
+            self._count_refusal(name, served.version, exc, refused_rows(inputs))
+            raise
+
+    def _count_refusal(
+        self, name: str, version: int, exc: InvalidTensor | PayloadTooLarge, rows: int
+    ) -> None:
+        if self.log is not None and exc.reason is not None:
+            self.log.refused(name, version, exc.reason, rows)
 
     # ---------------------------------------------------------------- repository
 
@@ -221,13 +241,19 @@ def _select_outputs(
     )
 
 
+def _instance_count(body: Any) -> int:
+    """A refused v1 request's rows: its instances (no tensor was decoded), at least 1."""
+    instances = body.get("instances") if isinstance(body, dict) else None
+    return max(1, len(instances)) if isinstance(instances, list) else 1
+
+
 def _instances(body: Any, signature: Any) -> dict[str, np.ndarray]:
-    if (
-        not isinstance(body, dict)
-        or not isinstance(body.get("instances"), list)
-        or not body["instances"]
-    ):
+    if not isinstance(body, dict) or not isinstance(body.get("instances"), list):
         raise InvalidTensor('the body must be {"instances": [...]} with at least one instance')
+    if not body["instances"]:
+        raise InvalidTensor(
+            'the body must be {"instances": [...]} with at least one instance', "no_rows"
+        )
     instances = body["instances"]
     specs = signature.inputs
     if len(specs) == 1:
@@ -236,7 +262,9 @@ def _instances(body: Any, signature: Any) -> dict[str, np.ndarray]:
         if features and all(isinstance(i, dict) for i in instances):
             missing = sorted({f for i in instances for f in features if f not in i})
             if missing:
-                raise InvalidTensor(f"instances lack features {missing}; expected {features}")
+                raise InvalidTensor(
+                    f"instances lack features {missing}; expected {features}", "missing_input"
+                )
             rows = [[i[f] for f in features] for i in instances]
         else:
             rows = instances
@@ -244,7 +272,8 @@ def _instances(body: Any, signature: Any) -> dict[str, np.ndarray]:
     if not all(isinstance(i, dict) for i in instances):
         raise InvalidTensor(
             f"this model takes {len(specs)} inputs; each instance must be an object keyed by "
-            f"{[s.name for s in specs]}"
+            f"{[s.name for s in specs]}",
+            "shape",
         )
     return {s.name: _typed(s, [i.get(s.name) for i in instances]) for s in specs}
 
@@ -253,10 +282,11 @@ def _typed(spec: Any, rows: list[Any]) -> np.ndarray:
     try:
         loose = np.asarray(rows)
     except ValueError:
-        raise InvalidTensor(f"input {spec.name!r}: instances are ragged") from None
+        raise InvalidTensor(f"input {spec.name!r}: instances are ragged", "shape") from None
     if loose.dtype.kind not in "biuf":
         raise InvalidTensor(
-            f"input {spec.name!r}: instances must be numbers, got {loose.dtype.name} values"
+            f"input {spec.name!r}: instances must be numbers, got {loose.dtype.name} values",
+            "dtype",
         )
     target = np.dtype(spec.dtype)
     if (
@@ -264,7 +294,9 @@ def _typed(spec: Any, rows: list[Any]) -> np.ndarray:
         and loose.dtype.kind == "f"
         and not np.array_equal(loose, np.round(loose))
     ):
-        raise InvalidTensor(f"input {spec.name!r}: {spec.dtype} instances must be whole numbers")
+        raise InvalidTensor(
+            f"input {spec.name!r}: {spec.dtype} instances must be whole numbers", "dtype"
+        )
     return loose.astype(target)
 
 

@@ -6,11 +6,11 @@ what only serving can go wrong with. Every error carries its HTTP status, so RES
 
     MlgateError (registry/errors.py)
     ├── BadRequest (400)
-    │   └── InvalidTensor           wrong name, datatype, shape, rows or values
+    │   └── InvalidTensor           wrong name, datatype, shape, rows or values (`reason`)
     ├── Unauthorized (401)          no credentials where they are required
     ├── Forbidden (403)             credentials that are wrong, or a non-loopback admin
     ├── NotFound (404)              unknown model/version (registry) or one not loaded here
-    ├── PayloadTooLarge (413)
+    ├── PayloadTooLarge (413)       body past the byte limit, or too many rows (`reason`)
     ├── ModelExecutionFailed (422)  the model raised on this request's input alone
     ├── QueueFull (429)             with Retry-After
     ├── EngineFailed (502)          the serving engine behind the gateway (Triton) failed
@@ -50,7 +50,13 @@ log = logging.getLogger("mlgate.gateway")
 
 
 class InvalidTensor(BadRequest):
-    pass
+    """`reason`: a machine word for why the tensors were refused (`validation.REFUSAL_REASONS`),
+    by which the data plane counts refused rows for data-quality checks; None for a body that
+    is malformed rather than wrong for the model (not counted)."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class Unauthorized(MlgateError):
@@ -66,7 +72,14 @@ class ModelNotLoaded(NotFound):
 
 
 class PayloadTooLarge(MlgateError):
+    """`reason` as for InvalidTensor: "too_many_rows" from validation, None for a body past
+    the byte limit (refused before the model is known to be the one it was meant for)."""
+
     status_code = 413
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class ModelExecutionFailed(MlgateError):

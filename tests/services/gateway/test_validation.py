@@ -5,7 +5,7 @@ import pytest
 
 from registry.signature import Signature, TensorSpec
 from services.gateway.errors import InvalidTensor, PayloadTooLarge
-from services.gateway.validation import validate_inputs
+from services.gateway.validation import REFUSAL_REASONS, refused_rows, validate_inputs
 
 SIGNATURE = Signature(
     (TensorSpec("numeric", "float32", (-1, 4)), TensorSpec("counts", "int64", (-1, 3))),
@@ -68,3 +68,32 @@ def test_missing_inputs_and_row_caps() -> None:
 def test_non_finite_values_when_the_model_allows_them() -> None:
     inputs = {**good(), "numeric": np.full((2, 4), np.nan, np.float32)}
     assert np.isnan(check(inputs, allow_non_finite=True)["numeric"]).all()
+
+
+@pytest.mark.parametrize(
+    ("inputs", "reason"),
+    [
+        ({**good(), "extra": np.zeros((2, 1), np.float32)}, "unknown_input"),
+        ({"numeric": np.zeros((2, 4), np.float32)}, "missing_input"),
+        ({**good(), "numeric": np.zeros((2, 4), np.float64)}, "dtype"),
+        ({**good(), "numeric": np.zeros((2, 5), np.float32)}, "shape"),
+        ({**good(), "numeric": np.zeros((0, 4), np.float32)}, "no_rows"),
+        ({**good(), "counts": np.zeros((3, 3), np.int64)}, "rows_mismatch"),
+        ({**good(), "numeric": np.full((2, 4), np.inf, np.float32)}, "non_finite"),
+        (good(rows=101), "too_many_rows"),
+    ],
+)
+def test_each_refusal_carries_a_machine_reason(inputs: dict[str, np.ndarray], reason: str) -> None:
+    """The data plane counts refused rows by it (see monitors/log_counts.py)."""
+    with pytest.raises((InvalidTensor, PayloadTooLarge)) as caught:
+        check(inputs)
+    assert isinstance(caught.value, InvalidTensor | PayloadTooLarge)
+    assert caught.value.reason == reason
+    assert reason in REFUSAL_REASONS
+
+
+def test_a_refused_request_counts_its_rows() -> None:
+    assert refused_rows(good(rows=7)) == 7
+    assert refused_rows({"numeric": np.zeros((0, 4)), "counts": np.zeros((3, 3))}) == 3
+    assert refused_rows({"numeric": np.zeros((0, 4))}) == 1  # a refusal moves the share
+    assert refused_rows({"scalar": np.float32(1)}) == 1  # type: ignore[dict-item]
