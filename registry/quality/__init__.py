@@ -1,0 +1,2 @@
+"""What a version knows about its own quality: its problem, metrics with intervals, its
+calibration, feature importances, and the baseline computed at registration."""
