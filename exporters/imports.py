@@ -22,6 +22,7 @@ from exporters.runners import load_torchscript, onnx_predictor, torchscript_pred
 from exporters.torchscript_export import TORCHSCRIPT_FILE
 from registry.errors import InvalidModelInput
 from registry.lineage import Dataset, Metric
+from registry.quality.profile import QualitySpec
 from registry.reference import ReferenceInput
 from registry.registration import register_files
 from registry.signature import Signature, TensorSpec, feature_names_for, flatten_outputs
@@ -132,9 +133,17 @@ def import_file(
     metrics: Mapping[str, Metric | tuple[float, str]] | None = None,
     description: str = "",
     seed: int = 0,
+    quality: QualitySpec | None = None,
+    parent: str | None = None,
+    candidate: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> ExportResult:
-    """Register an `.onnx` or TorchScript (`.pt`) file as a new version and gate it."""
+    """Register an `.onnx` or TorchScript (`.pt`) file as a new version and gate it.
+
+    `quality` declares the task and carries labelled evaluation data (see
+    `registry.quality.profile.QualitySpec`); without it the task is inferred where the
+    file leaves no doubt, and the version still serves either way.
+    """
     path = Path(path)
     if not path.is_file():
         raise InvalidModelInput(f"model file {path} does not exist")
@@ -185,6 +194,9 @@ def import_file(
         metrics=metrics,
         details={"original": str(path.resolve())},
         description=description,
+        quality=quality,
+        parent=parent,
+        candidate=candidate,
         progress=progress,
     )
     return export(registry, version.ref, fmt, seed=seed, progress=progress)

@@ -41,6 +41,8 @@ def move_alias(
     )
     if current is not None and current.version_id == target.id:
         raise AliasUnchanged(f"alias {alias!r} already points to {name}:{version}")
+    if target.status in ("candidate", "declined"):
+        target.status = "ready"  # promoted: from now on it is an ordinary, ready version
     previous = current.version.number if current is not None else None
     at = utcnow()
     if current is None:

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from registry.artifacts import Manifest
+from registry.quality.problem import Problem
 from registry.schema import AliasEventRow, ArtifactRow, VersionRow
 from registry.signature import Signature
 
@@ -88,6 +89,23 @@ class ModelVersion:
         """
         passed = [a for a in self.artifacts if a.kind == kind and a.servable]
         return passed[-1] if passed else None
+
+    @property
+    def problem(self) -> Problem | None:
+        """What the version predicts (task, output kind), or None: see `problem_reason`."""
+        data = self.lineage.get("problem")
+        return None if not data else Problem.from_json(data)
+
+    @property
+    def problem_reason(self) -> str:
+        """Why the problem is unknown ("" when it is known)."""
+        if self.lineage.get("problem"):
+            return ""
+        return str(
+            self.lineage.get("problem_reason")
+            or "it was registered before versions recorded their task; register it again "
+            "with task= (CLI --task)"
+        )
 
     @property
     def servable_formats(self) -> list[str]:

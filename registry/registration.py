@@ -23,8 +23,14 @@ from registry.errors import InvalidModelInput
 from registry.lineage import Dataset, Metric, environment, git_info, normalise_metrics
 from registry.names import check_model_name
 from registry.pytorch_source import EXAMPLE_FILE, check_factory, torch_predictor, write_source
+from registry.quality.profile import (
+    EvaluationInput,
+    QualitySpec,
+    build_profile,
+    split_labelled_reference,
+)
 from registry.records import ModelVersion
-from registry.reference import ReferenceInput, build_reference
+from registry.reference import ReferenceInput, build_reference, reference_arrays
 from registry.signature import Predict, Signature, example_arrays, signature_from_torch
 
 if TYPE_CHECKING:
@@ -55,6 +61,14 @@ def register_module(
     description: str = "",
     created_by: str | None = None,
     reference_max_rows: int | None = None,
+    task: str | None = None,
+    output_kind: str | None = None,
+    evaluation: EvaluationInput | None = None,
+    label: str | None = None,
+    threshold: float | None = None,
+    classes: int | None = None,
+    quality_output: str | None = None,
+    candidate: bool = False,
     progress: Progress | None = None,
 ) -> ModelVersion:
     """Register a trained `torch.nn.Module` with its lineage; returns the new version.
@@ -63,7 +77,14 @@ def register_module(
     parameter names, with the batch in dimension 0. `reference` is the training inputs
     (a DataFrame with the feature columns, an array, or a dict of arrays); up to
     `reference_max_rows` rows of it are kept with the model's outputs on them.
+
+    Quality (see `registry.quality.profile`): `task` (binary, multiclass, regression) and
+    `output_kind` say what the model predicts (inferred where unambiguous otherwise);
+    `evaluation` is labelled data it did not train on (a DataFrame with the `label`
+    column, or `(inputs, labels)`), on which its baseline and calibration are computed.
+    `candidate=True` keeps the version out of `@latest` until it is promoted.
     """
+    quality = QualitySpec(task, output_kind, quality_output, classes, threshold, evaluation, label)
     check_model_name(name)
     if not isinstance(model, torch.nn.Module):
         raise InvalidModelInput(f"model must be a torch.nn.Module, not {type(model).__name__}")
@@ -84,12 +105,19 @@ def register_module(
     staged = [
         _stage(registry, progress, "source", lambda folder: write_source(folder, model, examples))
     ]
+    reference, quality = split_labelled_reference(reference, quality)
     staged += _stage_reference(
         registry, progress, reference, signature, predict, reference_max_rows
     )
     lineage["reference"] = staged[-1].details if len(staged) > 1 else None
+    staged.append(
+        _stage_quality(
+            registry, progress, quality, signature, predict, reference, reference_max_rows, lineage
+        )
+    )
     return registry.create_version(
         name,
+        status="candidate" if candidate else "registered",
         source_format="pytorch",
         signature=signature,
         lineage=lineage,
@@ -122,9 +150,12 @@ def register_files(
     description: str = "",
     created_by: str | None = None,
     reference_max_rows: int | None = None,
+    quality: QualitySpec | None = None,
+    candidate: bool = False,
     progress: Progress | None = None,
 ) -> ModelVersion:
     """Register a model that arrives as files (ONNX, TorchScript) rather than a module."""
+    quality = quality or QualitySpec()
     check_model_name(name)
     lineage = _common_lineage(datasets, trainer, params, metrics)
     if parent is not None:
@@ -138,12 +169,19 @@ def register_files(
         np.savez(folder / EXAMPLE_FILE, **dict(examples))  # type: ignore[arg-type]
 
     staged = [_stage(registry, progress, "source", write)]
+    reference, quality = split_labelled_reference(reference, quality)
     staged += _stage_reference(
         registry, progress, reference, signature, predict, reference_max_rows
     )
     lineage["reference"] = staged[-1].details if len(staged) > 1 else None
+    staged.append(
+        _stage_quality(
+            registry, progress, quality, signature, predict, reference, reference_max_rows, lineage
+        )
+    )
     return registry.create_version(
         name,
+        status="candidate" if candidate else "registered",
         source_format=source_format,
         signature=signature,
         lineage=lineage,
@@ -215,6 +253,33 @@ def _stage(
     with registry.stage() as folder:
         write(folder)
         return registry.commit_artifact(folder, kind)
+
+
+def _stage_quality(
+    registry: Registry,
+    progress: Progress | None,
+    spec: QualitySpec,
+    signature: Signature,
+    predict: Predict,
+    reference: ReferenceInput | None,
+    max_rows: int | None,
+    lineage: dict[str, Any],
+) -> StagedArtifact:
+    """The quality profile as an artifact; its problem (or why none) goes into lineage."""
+    _step(progress, "quality")
+    limit = max_rows or registry.settings.reference_max_rows
+    inputs = None if reference is None else reference_arrays(reference, signature)
+    with registry.stage() as folder:
+        profile = build_profile(spec, signature, predict, inputs, folder, max_rows=limit)
+        staged = registry.commit_artifact(folder, "quality")
+    lineage["problem"] = None if profile.problem is None else profile.problem.to_json()
+    lineage["problem_reason"] = profile.problem_reason or None
+    staged.details = {
+        "evaluation_rows": profile.evaluation_rows,
+        "evaluation_source": profile.evaluation_source,
+        "baseline": None if profile.baseline is None else profile.baseline.to_json(),
+    }
+    return staged
 
 
 def _stage_reference(

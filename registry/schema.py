@@ -81,7 +81,8 @@ class VersionRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
     number: Mapped[int] = mapped_column(Integer)
-    # "registered" until an artifact passes the parity gate, then "ready".
+    # "registered" until an artifact passes the parity gate, then "ready". A retrained
+    # version starts as "candidate" and becomes "ready" when promoted, or "declined".
     status: Mapped[str] = mapped_column(String(16))
     # What was registered: "pytorch" (factory + state dict), "onnx" or "torchscript" file.
     source_format: Mapped[str] = mapped_column(String(16))

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from registry.aliases import alias_events, move_alias
 from registry.artifacts import ArtifactStore, Manifest
 from registry.db import Database
-from registry.errors import ArtifactNotFound, NotServable
+from registry.errors import ArtifactNotFound, BadRequest, Conflict, NotServable
 from registry.lineage import Dataset
 from registry.names import ModelRef, check_model_name, parse_ref
 from registry.queries import as_ref, find_model, resolve, to_record, version_query
@@ -128,10 +128,17 @@ class Registry:
         task_id: str | None = None,
         description: str = "",
         created_by: str | None = None,
+        status: str = "registered",
         progress: Progress | None = None,
     ) -> ModelVersion:
-        """Insert a version whose files are already stored. All or nothing."""
+        """Insert a version whose files are already stored. All or nothing.
+
+        `status` is `registered` (it becomes `ready` when an export passes the gate) or
+        `candidate` (a retrained version: it stays out of `@latest` until it is promoted).
+        """
         check_model_name(name)
+        if status not in ("registered", "candidate"):
+            raise BadRequest(f"a new version is registered or a candidate, not {status!r}")
         if progress:
             progress("database")
         with self.db.write() as session:
@@ -146,7 +153,7 @@ class Registry:
             row = VersionRow(
                 model_id=model.id,
                 number=number,
-                status="registered",
+                status=status,
                 source_format=source_format,
                 created_at=utcnow(),
                 created_by=created_by or self.actor(),
@@ -200,8 +207,8 @@ class Registry:
             created_at=utcnow(),
         )
         session.add(artifact)
-        if staged.status == "passed":
-            version.status = "ready"
+        if staged.status == "passed" and version.status == "registered":
+            version.status = "ready"  # a candidate stays one until it is promoted
         session.flush()
         return artifact
 
@@ -350,11 +357,27 @@ class Registry:
     def set_alias(
         self, name: str, alias: str, version: int, *, reason: str, actor: str | None = None
     ) -> AliasEvent:
-        """Point `alias` at `name:version`, recording who, when and why (see aliases.py)."""
+        """Point `alias` at `name:version`, recording who, when and why (see aliases.py).
+
+        Promoting a candidate (or a declined one, by a person's choice) makes it `ready`.
+        """
         with self.db.write() as session:
             return move_alias(
                 session, name, alias, version, reason=reason, actor=actor or self.actor()
             )
+
+    def decline(self, ref: str | ModelRef) -> ModelVersion:
+        """Mark a candidate `declined`: kept, never `@latest`, promotable only by a person."""
+        with self.db.write() as session:
+            row = resolve(session, as_ref(ref))
+            if row.status not in ("candidate", "declined"):
+                raise Conflict(
+                    f"{row.model.name}:{row.number} is {row.status}, not a candidate; only a "
+                    "retrained candidate can be declined"
+                )
+            row.status = "declined"
+            session.flush()
+            return to_record(session, row)
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
         with self.db.read() as session:

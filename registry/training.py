@@ -59,6 +59,13 @@ class TrainingResult:
     output_names: Sequence[str] | None = None
     factory: str | None = None
     factory_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    evaluation: Any = None
+    """Labelled rows the model did not train on (a DataFrame with the `label` column): its
+    quality baseline and calibration are computed on them at registration."""
+    label: str | None = None
+    task: str | None = None
+    """binary, multiclass or regression (inferred where unambiguous when left out)."""
+    output_kind: str | None = None
 
     def register(
         self, registry: Registry, name: str, *, trainer: str, **options: Any
@@ -77,5 +84,11 @@ class TrainingResult:
             metrics=self.metrics,
             factory=self.factory,
             factory_kwargs=self.factory_kwargs,
-            **options,
+            **{
+                "task": self.task,
+                "output_kind": self.output_kind,
+                "evaluation": self.evaluation,
+                "label": self.label,
+                **options,  # the retrainer passes the parent's task when the trainer did not
+            },
         )

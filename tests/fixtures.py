@@ -70,18 +70,26 @@ def make_mlp(n_features: int = 6, hidden: int = 16, seed: int = 0) -> TabularMLP
     return TabularMLP(n_features, hidden)
 
 
-def onnx_file(path: Path, *, dynamic: bool = True) -> Path:
-    """An MLP exported outside mlgate (6 features in, `p` out), as a user would bring one."""
+def onnx_file(
+    path: Path,
+    *,
+    dynamic: bool = True,
+    model: nn.Module | None = None,
+    features: int = 6,
+    names: tuple[str, str] = ("x", "p"),
+) -> Path:
+    """A model exported outside mlgate (by default an MLP, 6 features in, `p` out), as a
+    user would bring one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    dynamic_shapes = {"x": {0: torch.export.Dim("batch")}} if dynamic else None
+    dynamic_shapes = {names[0]: {0: torch.export.Dim("batch")}} if dynamic else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's own chatter is not under test here
         torch.onnx.export(
-            make_mlp(),
-            (torch.randn(4, 6),),
+            model if model is not None else make_mlp(),
+            (torch.randn(4, features),),
             f=str(path),
-            input_names=["x"],
-            output_names=["p"],
+            input_names=[names[0]],
+            output_names=[names[1]],
             dynamic_shapes=dynamic_shapes,
             verbose=False,
         )

@@ -4,7 +4,8 @@
 feature columns and the `default` label (or, from a retraining task, a `TrainingContext`
 whose labelled window it trains on), holds out a seeded validation split, fits the network and
 returns a `TrainingResult` (model, example inputs, reference inputs, datasets with
-digests, params, and metrics on the validation set). A retraining task calls the same
+digests, params, metrics on the validation set, and the validation set itself as the
+labelled evaluation data of the version's quality baseline). A retraining task calls the same
 function with new data.
 """
 
@@ -108,6 +109,12 @@ def train(
         metrics=metrics,
         factory=FACTORY,
         factory_kwargs={"n_features": len(FEATURES), "hidden": int(settings["hidden"])},
+        # The validation rows are labelled and held out of training: the version's quality
+        # baseline and calibration are computed on them at registration.
+        evaluation=valid,
+        label=LABEL,
+        task="binary",
+        output_kind="probabilities",
     )
 
 

@@ -87,7 +87,7 @@ def test_a_version_records_its_lineage(registry: Registry) -> None:
         assert isinstance(lineage["code"]["dirty"], bool)
     assert lineage["reference"]["rows"] == 300
     assert version.signature.feature_names == {"x": FEATURES}
-    assert [a.kind for a in version.artifacts] == ["source", "reference"]
+    assert [a.kind for a in version.artifacts] == ["source", "reference", "quality"]
     assert version.status == "registered"
 
 
