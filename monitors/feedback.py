@@ -179,6 +179,21 @@ class FeedbackStore:
                 )
         return _frame(found, ["request_id", "row", "label", "received_at"])
 
+    def received_labels(self, model: str, start: datetime, end: datetime) -> pd.DataFrame:
+        """The labels received (or replaced) in `[start, end)`, with their values: what the
+        quality monitor joins into the predictions it already sampled."""
+        ensure_tables(self.db)
+        query = select(
+            FeedbackRow.request_id, FeedbackRow.row, FeedbackRow.label, FeedbackRow.received_at
+        ).where(
+            FeedbackRow.model == model,
+            FeedbackRow.received_at >= start,
+            FeedbackRow.received_at < end,
+        )
+        with self.db.read() as session:
+            found = session.execute(query).all()
+        return _frame(found, ["request_id", "row", "label", "received_at"])
+
     def received_keys(
         self, model: str, start: datetime | None = None, end: datetime | None = None
     ) -> pd.DataFrame:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from registry.errors import BadRequest, MlgateError
+from registry.quality.problem import Problem
 
 __all__ = [
     "MAX_ID_CHARS",
@@ -23,6 +24,7 @@ __all__ = [
     "Label",
     "ParsedFeedback",
     "TooManyFeedbackItems",
+    "check_labels",
     "parse_feedback",
 ]
 
@@ -87,6 +89,40 @@ def parse_feedback(document: Any, *, max_items: int) -> ParsedFeedback:
     if not isinstance(source, str) or not 0 < len(source) <= MAX_SOURCE_CHARS:
         raise BadRequest(f"'source' must be a string of 1 to {MAX_SOURCE_CHARS} characters")
     return ParsedFeedback(items, source)
+
+
+def check_labels(parsed: ParsedFeedback, problem: Problem | None, model: str) -> None:
+    """Labels the model's problem can use, or a 400 naming the first that is not: a class
+    index 0..k-1 for a classifier (true/false for binary), one finite number for a
+    regressor. A model whose problem is unknown takes any number, as before."""
+    if problem is None:
+        return
+    single = len(parsed.items) == 1 and not isinstance(parsed.items[0].label, list)
+    for index, item in enumerate(parsed.items):
+        where = "label" if single else f"feedback[{index}].label"
+        label = item.label
+        if isinstance(label, list):
+            if len(label) != 1:
+                raise BadRequest(
+                    f"{where} is a list of {len(label)} values, but {model} is a "
+                    f"{problem.task} model: one {_expected(problem)} per row"
+                )
+            label = label[0]
+        if problem.classifier:
+            classes = problem.classes or 2
+            if float(label) != int(label) or not 0 <= int(label) < classes:
+                raise BadRequest(
+                    f"{where} is {_shown(label)}, but {model} is a {problem.task} model: "
+                    f"{_expected(problem)}"
+                )
+
+
+def _expected(problem: Problem) -> str:
+    if not problem.classifier:
+        return "a finite number"
+    classes = problem.classes or 2
+    extra = " (or true/false)" if classes == 2 else ""
+    return f"a class index from 0 to {classes - 1}{extra}"
 
 
 def _only(entry: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:

@@ -25,6 +25,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from monitors.quality.gauges import LabelCollector, QualityGauges
+
 __all__ = [
     "BATCH_SIZE_BUCKETS",
     "LATENCY_BUCKETS",
@@ -174,6 +176,10 @@ class GatewayMetrics:
             ["model", "outcome"],
             registry=registry,
         )
+        # Quality, data quality and decisions, published from stored results (gauges.py).
+        self.quality = QualityGauges(registry)
+        self.labels = LabelCollector()
+        registry.register(self.labels)
         self._request_children: dict[
             tuple[str, str, str, str], tuple[Callable[[], None], Callable[[float], None]]
         ] = {}
@@ -308,7 +314,9 @@ class TaskCollector(Collector):
     or panel on `status="open"` sees 0 rather than no data.
     """
 
-    STATUSES = ("open", "running", "candidate", "promoted", "rejected", "failed")
+    STATUSES = (
+        "open", "running", "candidate", "needs-trainer", "promoted", "rejected", "failed",
+    )  # fmt: skip
 
     def __init__(self, counts: Callable[[], Mapping[tuple[str, str], int]]) -> None:
         self._counts = counts

@@ -11,8 +11,10 @@ The window ends `2 × log_flush_interval_s` before now, so rows still in a write
 (this process's or another replica's) are never skipped: they land in the next window.
 
 Each check is stored (`CheckStore`) with the reference digest, window bounds, row count and
-configuration. The same class runs inside the gateway (off the event loop, in a thread)
-and as `mlgate monitor`, which reads every replica's segments from a shared log folder.
+configuration, and with the window's data quality against the reference
+(`quality/data_quality.py`: refused rows from the log's counts, out-of-range and unseen
+values, constant and missing features). Whether drift matters is not decided here: the
+decision policy (`quality/policy.py`, run by `loop.Monitor`) holds it against quality.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import functools
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,13 +33,16 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import ThreadpoolController
 
-from monitors.alert_policy import AlertPolicy
 from monitors.check_store import CheckStore, DriftCheck
 from monitors.drift import DriftColumn, DriftConfig, compute_drift, drift_frame, render_report
 from monitors.drift_methods import evidently_stattests
+from monitors.log_counts import read_counts
 from monitors.log_reader import log_models, log_versions, read_log
+from monitors.quality.data_profile import ReferenceProfile, profile_reference
+from monitors.quality.data_quality import check_window
+from monitors.quality.data_result import DataQualityThresholds
 from monitors.settings import MonitorSettings
-from monitors.tasks import OpenOutcome, TaskStore
+from monitors.tasks import TaskStore
 from registry.errors import NotFound
 from registry.reference import REFERENCE_FILE, read_reference
 from registry.store import Registry
@@ -53,6 +58,7 @@ class _Reference:
     digest: str
     frame: pd.DataFrame
     columns: dict[str, DriftColumn]
+    profile: ReferenceProfile
 
 
 class DriftMonitor:
@@ -62,18 +68,13 @@ class DriftMonitor:
         settings: MonitorSettings,
         *,
         store: CheckStore | None = None,
-        tasks: TaskStore | None = None,
-        on_task: Callable[[OpenOutcome], None] | None = None,
+        limits: Callable[[str, int], Any] | None = None,
     ) -> None:
         self.registry = registry
         self.settings = settings
         self.store = store or CheckStore(registry.db)
-        self.tasks = tasks or task_store(registry, settings)
-        self.policy = AlertPolicy(
-            consecutive=settings.alert_consecutive_checks,
-            feature_thresholds=dict(settings.alert_feature_thresholds),
-        )
-        self._on_task = on_task
+        self._limits = limits
+        self._missing: set[tuple[str, int]] = set()
         self.config = DriftConfig(
             method=settings.drift_method,
             threshold=settings.drift_threshold,
@@ -90,18 +91,18 @@ class DriftMonitor:
         folder = self.settings.log_path()
         return [(m, v) for m in log_models(folder) for v in log_versions(folder, m)]
 
-    def run_once(self, targets: Iterable[tuple[str, int]] | None = None) -> list[DriftCheck]:
-        """Check every target whose window is full; one failing target does not stop the rest."""
-        done = []
-        for model, version in self.targets() if targets is None else targets:
-            try:
-                check = self.check(model, version)
-            except Exception:
-                log.exception("drift check of %s:%s failed", model, version)
-                continue
-            if check is not None:
-                done.append(check)
-        return done
+    def try_check(self, model: str, version: int) -> DriftCheck | None:
+        """`check`, for a monitoring round: a version without reference data gets none
+        (said once in the log), anything else that fails is logged and skipped."""
+        try:
+            return self.check(model, version)
+        except NotFound as exc:
+            if (model, version) not in self._missing:
+                self._missing.add((model, version))
+                log.info("no drift checks for %s:%s: %s", model, version, exc)
+        except Exception:
+            log.exception("drift check of %s:%s failed", model, version)
+        return None
 
     def check(self, model: str, version: int, *, force: bool = False) -> DriftCheck | None:
         """Run a check on the window since the previous one, if it holds enough rows.
@@ -120,11 +121,20 @@ class DriftMonitor:
         reference = self._reference(model, version)
         current = self._current(window, start, end)
         config = self._config_for(reference.columns)
+        preload()  # the first check of a process pays Evidently's import here, not below
         started = time.perf_counter()
         # NOTE: scipy's statistics would start one BLAS thread per core, spinning for no gain
         # on these sizes and taking CPU from serving in the same process.
         with _blas().limit(limits=1, user_api="blas"):
             result = compute_drift(reference.frame, current, reference.columns, config)
+        counts = read_counts(self.settings.log_path(), model, version, start, end)
+        quality = check_window(
+            reference.profile,
+            current,
+            answered_rows=counts.answered_rows,
+            refused_rows=counts.refused_rows,
+            thresholds=self._data_thresholds(model, version),
+        )
         log.info(
             "drift check %s:%s on %d rows (of %d) in %.3f s: share %.2f",
             model,
@@ -151,32 +161,23 @@ class DriftMonitor:
                     "min_rows": self.settings.drift_min_rows,
                     "rows_logged": total,
                 },
-                result=result.to_json(),
+                result={**result.to_json(), "data_quality": quality.to_json()},
             )
         )
-        self._confirm(model, version)
         return stored
 
-    def _confirm(self, model: str, version: int) -> OpenOutcome | None:
-        """Open (or update) a retraining task if the checks so far confirm drift."""
-        confirmed = self.policy.confirm(self.store.history(model, version, limit=100))
-        if confirmed is None:
-            return None
-        outcome = self.tasks.open(
-            model,
-            version,
-            confirmed.reason,
-            evidence=confirmed.evidence,
-            source="monitor",
-            actor="mlgate monitor",
-            window_start=confirmed.window_start,
-            window_end=confirmed.window_end,
-            rows=confirmed.rows,
-        )
-        log.info("drift confirmed for %s:%s: %s", model, version, outcome.why)
-        if self._on_task is not None:
-            self._on_task(outcome)
-        return outcome
+    def _data_thresholds(self, model: str, version: int) -> DataQualityThresholds:
+        if self._limits is None:
+            return DataQualityThresholds(
+                max_refused_share=self.settings.dq_max_refused_share,
+                warn_out_of_range_share=self.settings.dq_warn_out_of_range_share,
+                max_out_of_range_share=self.settings.dq_max_out_of_range_share,
+                warn_unseen_share=self.settings.dq_warn_unseen_share,
+                max_unseen_share=self.settings.dq_max_unseen_share,
+                max_missing_share=self.settings.dq_max_missing_share,
+            )
+        found: DataQualityThresholds = self._limits(model, version).data
+        return found
 
     def _config_for(self, columns: dict[str, DriftColumn]) -> DriftConfig:
         """The settings, with per-feature overrides kept only for this model's columns.
@@ -220,7 +221,7 @@ class DriftMonitor:
         frame, columns = drift_frame(
             stored.inputs, stored.outputs, stored.layout, max_columns=self.config.max_columns
         )
-        reference = _Reference(artifact.digest, frame, columns)
+        reference = _Reference(artifact.digest, frame, columns, profile_reference(frame, columns))
         self._references[key] = reference
         return reference
 
@@ -263,7 +264,10 @@ def _window_rng(start: datetime, end: datetime) -> np.random.Generator:
 def task_store(registry: Registry, settings: MonitorSettings) -> TaskStore:
     """The task store with the cooldown and minimum rows from the settings."""
     return TaskStore(
-        registry.db, cooldown_s=settings.task_cooldown_s, min_rows=settings.task_min_rows
+        registry.db,
+        cooldown_s=settings.task_cooldown_s,
+        min_rows=settings.task_min_rows,
+        default_window_s=settings.task_default_window_s,
     )
 
 

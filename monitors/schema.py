@@ -5,6 +5,10 @@
     task_events      every status change of a task, with its reason (append-only)
     feedback         ground truth per (model, request id, row); a new label replaces the
                      old one (feedback.py)
+    quality_checks   one row per quality evaluation of a version: realised and estimated
+                     figures, label coverage and delay, the decision (quality/store.py)
+    monitor_policies per-model or per-version overrides of the decision thresholds
+                     (quality/policy_store.py)
 
 They use their own SQLAlchemy metadata: adding them changes nothing in the registry's
 tables or its schema version.
@@ -36,6 +40,8 @@ __all__ = [
     "DriftCheckRow",
     "FeedbackRow",
     "MonitorBase",
+    "MonitorPolicyRow",
+    "QualityCheckRow",
     "TaskEventRow",
     "TaskRow",
     "ensure_tables",
@@ -124,6 +130,35 @@ class FeedbackRow(MonitorBase):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     known_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     source: Mapped[str] = mapped_column(String(64))
+
+
+class QualityCheckRow(MonitorBase):
+    __tablename__ = "quality_checks"
+    __table_args__ = (Index("ix_quality_checks_model_version", "model", "version", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # unknown (no problem), no-baseline, insufficient, holding, degraded
+    status: Mapped[str] = mapped_column(String(16))
+    metric: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    labelled_rows: Mapped[int] = mapped_column(Integer)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class MonitorPolicyRow(MonitorBase):
+    """Threshold overrides for a model (version 0) or one version of it."""
+
+    __tablename__ = "monitor_policies"
+    __table_args__ = (UniqueConstraint("model", "version", name="uq_monitor_policy"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str] = mapped_column(String(200))
 
 
 _ready: set[str] = set()

@@ -1,8 +1,10 @@
 """Retraining tasks: opened once per confirmed problem, claimed by one worker, audited.
 
     open ──claim──▶ running ──▶ candidate ──approve──▶ promoted
-      │                │            └──────reject───▶ rejected
-      └──reject──▶ rejected        └──(or failed)──▶ failed
+      │  ▲             │  │          └──────reject───▶ rejected
+      │  └─too few ────┘  │          └──(or failed)──▶ failed
+      │    labels yet     └──▶ needs-trainer ──(a person's candidate)──▶ running
+      └──reject──▶ rejected               └──reject──▶ rejected
 
 Every status change is a `task_events` row with its reason and actor (append-only).
 
@@ -16,9 +18,16 @@ task's `duplicate_count` and replaces its evidence with the latest. So a storm o
 for `cooldown_s`: the new version's reference is its own training data, and its first
 windows must be given time. Windows with fewer than `min_rows` rows open nothing.
 
-**Claims.** `claim` moves the oldest open task to running in one transaction: SQLite's
-writers are serialised (BEGIN IMMEDIATE), PostgreSQL skips rows another worker has locked
-(`FOR UPDATE SKIP LOCKED`). Two workers never get the same task.
+**Claims.** `claim` moves the oldest open task a worker may take to running in one
+transaction: SQLite's writers are serialised (BEGIN IMMEDIATE), PostgreSQL skips rows
+another worker has locked (`FOR UPDATE SKIP LOCKED`). Two workers never get the same
+task. A worker does not take a `data_quality` task (retraining on broken inputs learns
+the breakage: a person decides), nor one sent back to wait for labels until its
+`outcome.retry_after` has passed.
+
+**Windows.** A task opened without a window (by a person, or by an Alertmanager alert)
+gets the last `default_window_s` as its window, so the retrainer trains on recent rows
+and not on everything ever logged.
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ from registry.errors import BadRequest, Conflict, NotFound
 
 __all__ = [
     "ACTIVE",
+    "PERSON_ONLY",
     "STATUSES",
     "OpenOutcome",
     "Task",
@@ -46,13 +56,17 @@ __all__ = [
     "task_key",
 ]
 
-STATUSES = ("open", "running", "candidate", "promoted", "rejected", "failed")
-ACTIVE = ("open", "running", "candidate")
+STATUSES = ("open", "running", "candidate", "needs-trainer", "promoted", "rejected", "failed")
+ACTIVE = ("open", "running", "candidate", "needs-trainer")
+PERSON_ONLY = ("data_quality",)
+"""Reasons a retraining worker never claims: a person reviews them."""
 _MOVES = {
     "open": {"running", "rejected"},
-    "running": {"candidate", "failed", "open"},
+    "running": {"candidate", "failed", "open", "needs-trainer"},
     "candidate": {"promoted", "rejected", "failed"},
+    "needs-trainer": {"running", "rejected"},
 }
+_CLAIM_SCAN = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +79,18 @@ class OpenOutcome:
 
 
 class TaskStore:
-    def __init__(self, db: Database, *, cooldown_s: float = 3600.0, min_rows: int = 0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        cooldown_s: float = 3600.0,
+        min_rows: int = 0,
+        default_window_s: float = 86400.0,
+    ) -> None:
         self.db = db
         self.cooldown_s = cooldown_s
         self.min_rows = min_rows
+        self.default_window_s = default_window_s
 
     # ---------------------------------------------------------------- opening
 
@@ -85,20 +107,29 @@ class TaskStore:
         window_end: datetime | None = None,
         rows: int | None = None,
         key: str | None = None,
+        enforce_min_rows: bool = True,
         now: datetime | None = None,
     ) -> OpenOutcome:
-        """Open a task, or count a duplicate on the active one, or refuse (cooldown, rows)."""
+        """Open a task, or count a duplicate on the active one, or refuse (cooldown, rows).
+
+        `enforce_min_rows=False` for rules whose own statistics guard them (a quality fall
+        judged on an interval): `min_rows` is drift's rule.
+        """
         if not reason.strip():
             raise BadRequest("a retraining task needs a reason")
         now = now or datetime.now(UTC)
         key = key or task_key(model, serving_version, reason, window_start)
+        if window_start is None:
+            window_start = now - timedelta(seconds=self.default_window_s)
+            window_end = window_end or now
+        min_rows = self.min_rows if enforce_min_rows else 0
         ensure_tables(self.db)
         for _ in range(2):  # a second pass if another writer inserted the same key first
             try:
                 with self.db.write() as session:
                     return self._open(
                         session, model, serving_version, reason, dict(evidence), source,
-                        actor, window_start, window_end, rows, key, now,
+                        actor, window_start, window_end, rows, key, now, min_rows,
                     )  # fmt: skip
             except IntegrityError:
                 continue
@@ -118,6 +149,7 @@ class TaskStore:
         rows: int | None,
         key: str,
         now: datetime,
+        min_rows: int,
     ) -> OpenOutcome:
         active = (
             session.scalars(
@@ -144,9 +176,9 @@ class TaskStore:
             session.flush()
             why = f"task {active.id} is already {active.status} for {model}:{version} ({reason})"
             return OpenOutcome("duplicate", task_from_row(active), why)
-        if rows is not None and rows < self.min_rows:
+        if rows is not None and rows < min_rows:
             return OpenOutcome(
-                "refused", None, f"the window has {rows} rows; a task needs {self.min_rows}"
+                "refused", None, f"the window has {rows} rows; a task needs {min_rows}"
             )
         promoted = session.scalars(
             select(TaskEventRow.at)
@@ -201,10 +233,15 @@ class TaskStore:
         ensure_tables(self.db)
         now = now or datetime.now(UTC)
         with self.db.write() as session:
-            query = select(TaskRow).where(TaskRow.status == "open").order_by(TaskRow.id).limit(1)
+            query = (
+                select(TaskRow)
+                .where(TaskRow.status == "open", TaskRow.reason.not_in(PERSON_ONLY))
+                .order_by(TaskRow.id)
+                .limit(_CLAIM_SCAN)
+            )
             if session.get_bind().dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
-            row = session.scalars(query).first()
+            row = next((r for r in session.scalars(query) if _due(r, now)), None)
             if row is None:
                 return None
             self._move(session, row, "running", f"claimed by {worker}", worker, now)
@@ -269,7 +306,39 @@ class TaskStore:
         row.status = to
         row.updated_at = now
 
+    def note(
+        self,
+        task_id: int,
+        *,
+        candidate_version: int | None = None,
+        outcome: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> Task:
+        """Record what a running task has produced so far, without moving it: the candidate
+        is named as soon as it is registered, whatever happens to it next."""
+        ensure_tables(self.db)
+        with self.db.write() as session:
+            row = session.get(TaskRow, task_id, with_for_update=True)
+            if row is None:
+                raise NotFound(f"no retraining task {task_id}")
+            if candidate_version is not None:
+                row.candidate_version = candidate_version
+            if outcome is not None:
+                row.outcome = {**row.outcome, **outcome}
+            row.updated_at = now or datetime.now(UTC)
+            session.flush()
+            return task_from_row(row, self._events(session, row.id))
+
     # ---------------------------------------------------------------- reading
+
+    def last_opened(self, model: str) -> datetime | None:
+        """When the model's newest task was opened (for the schedule rule)."""
+        ensure_tables(self.db)
+        with self.db.read() as session:
+            found: datetime | None = session.scalar(
+                select(func.max(TaskRow.created_at)).where(TaskRow.model == model)
+            )
+            return found
 
     def get(self, task_id: int) -> Task:
         ensure_tables(self.db)
@@ -314,7 +383,15 @@ class TaskStore:
         return tuple(TaskEvent(r.at, r.from_status, r.to_status, r.reason, r.actor) for r in rows)
 
 
+def _due(row: TaskRow, now: datetime) -> bool:
+    """Not waiting: a task sent back for labels is tried again after its retry time."""
+    retry = (row.outcome or {}).get("retry_after")
+    return retry is None or datetime.fromisoformat(retry) <= now
+
+
 def _summary(reason: str, evidence: Mapping[str, Any]) -> str:
+    if isinstance(evidence.get("summary"), str):
+        return f"{reason}: {evidence['summary']}"
     share = evidence.get("drift_share")
     if isinstance(share, int | float):
         return f"{reason}: drift share {share:.2f}"

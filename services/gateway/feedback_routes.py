@@ -4,7 +4,9 @@ Thin like the other routes: the body's rules and the store are `monitors.feedbac
 same API keys as inference; the model must be registered (404 otherwise), served here or
 not. Database work runs in a worker thread. The answer counts what was `matched` against
 this gateway's recent log, what is `unknown` (stored anyway), and what `replaced` an
-earlier label; `mlgate_feedback_rows_total{model,outcome}` counts the same.
+earlier label; `mlgate_feedback_rows_total{model,outcome}` counts the same. Labels are
+checked against the model's problem (a class index of a classifier; 400 naming the item
+otherwise), so a wrong label never reaches a quality window.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from monitors.feedback import FeedbackReceipt, FeedbackStore
-from monitors.feedback_body import ParsedFeedback, parse_feedback
+from monitors.feedback_body import ParsedFeedback, check_labels, parse_feedback
 from registry.errors import BadRequest
+from registry.quality.problem import Problem
 from services.gateway.auth import check_api_key
 from services.gateway.monitoring import GatewayMonitoring
 from services.gateway.rest import guarded, json_response, model_name, read_body
@@ -39,6 +42,8 @@ def feedback_routes(settings: GatewaySettings) -> list[Route]:
         except orjson.JSONDecodeError as exc:
             raise BadRequest(f"the request body is not valid JSON: {exc}") from None
         parsed = parse_feedback(document, max_items=settings.max_rows_per_request)
+        problem = await asyncio.to_thread(_problem, monitoring, name)
+        check_labels(parsed, problem, name)
         receipt = await asyncio.to_thread(_store, monitoring, name, parsed)
         monitoring.metrics.count_feedback(
             name, matched=receipt.matched, unknown=receipt.unknown, replaced=receipt.replaced
@@ -46,6 +51,14 @@ def feedback_routes(settings: GatewaySettings) -> list[Route]:
         return json_response(receipt.to_json())
 
     return [Route("/v1/models/{name}/feedback", guarded(feedback), methods=["POST"])]
+
+
+def _problem(monitoring: GatewayMonitoring, model: str) -> Problem | None:
+    """What the labels are checked against: the problem of the version this gateway routes
+    the model to, else of the newest registered version."""
+    routed = monitoring.manager.routed_version(model)
+    ref = model if routed is None else f"{model}:{routed}"
+    return monitoring.registry.get(ref).problem
 
 
 def _store(monitoring: GatewayMonitoring, model: str, parsed: ParsedFeedback) -> FeedbackReceipt:

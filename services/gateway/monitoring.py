@@ -1,11 +1,12 @@
-"""Monitoring inside the gateway: the inference log, the drift loop, and what they publish.
+"""Monitoring inside the gateway: the inference log, the monitoring loop, what they publish.
 
 The request path only calls `InferenceLog.record` (a sampling decision and a deque append).
-Everything else runs off it: the log's writer thread, and a drift loop that every
-`drift_interval_s` runs the checks in a worker thread (`drift_monitor=inprocess`, the
-default) and then publishes the latest stored check of each served version as gauges.
-With `drift_monitor=external` the loop only publishes what one `mlgate monitor` process
-stored; with `off` there is no loop.
+Everything else runs off it: the log's writer thread, and a loop that every
+`drift_interval_s` runs a monitoring round in a worker thread (`drift_monitor=inprocess`,
+the default: drift and data quality, quality from labels and estimates, the decision
+policy; `monitors/loop.py`) and then publishes the latest stored drift check and quality
+evaluation of each served version as gauges. With `drift_monitor=external` the loop only
+publishes what one `mlgate monitor` process stored; with `off` there is no loop.
 """
 
 from __future__ import annotations
@@ -15,12 +16,15 @@ import contextlib
 import logging
 import socket
 from pathlib import Path
+from typing import Any
 
-from monitors.check_store import CheckStore, DriftCheck
+from monitors.check_store import DriftCheck
 from monitors.drift import DriftResult
 from monitors.inference_log import InferenceLog, LogSettings
+from monitors.loop import Monitor, Round
 from monitors.metrics import GatewayMetrics
-from monitors.monitor import DriftMonitor, preload
+from monitors.monitor import preload
+from monitors.quality.store import QualityCheck
 from monitors.settings import MonitorSettings
 from monitors.task_webhook import TaskNotifier
 from monitors.tasks import OpenOutcome, Task
@@ -50,10 +54,11 @@ class GatewayMonitoring:
         self.manager = manager
         self.metrics = metrics
         self.settings = settings
-        self.store = CheckStore(registry.db)
         url = settings.task_webhook_url
         self.notifier = TaskNotifier(url) if url else None
-        self.monitor = DriftMonitor(registry, settings, store=self.store, on_task=self.announce)
+        self.monitor = Monitor(registry, settings, on_task=self.announce)
+        self.store = self.monitor.drift.store
+        self.quality_store = self.monitor.store
         self.tasks = self.monitor.tasks
         replica = settings.log_replica or f"{socket.gethostname()}-{port}"
         self.log = InferenceLog(log_settings(settings, replica))
@@ -112,17 +117,25 @@ class GatewayMonitoring:
             if done is None:
                 await asyncio.sleep(self.settings.retrain_interval_s)
 
-    def tick(self) -> list[DriftCheck]:
-        """One round: check (in process) and publish the served versions' latest checks."""
+    def tick(self) -> list[Round]:
+        """One round: monitor (in process) and publish the served versions' latest results."""
         targets = sorted({(s.name, s.version) for s in self.manager.all_served()})
-        checks = (
+        rounds = (
             self.monitor.run_once(targets) if self.settings.drift_monitor == "inprocess" else []
         )
         for model, version in targets:
             latest = self.store.latest(model, version)
             if latest is not None:
                 self.publish(latest)
-        return checks
+            quality = self.quality_store.latest(model, version)
+            if quality is not None:
+                self.publish_quality(quality)
+        self.metrics.labels.forget({(m, str(v)) for m, v in targets})
+        return rounds
+
+    def publish_quality(self, check: QualityCheck) -> None:
+        self.metrics.quality.set_quality(check.model, check.version, check.to_json())
+        self.metrics.labels.update(check.model, check.version, check.result.get("labels") or {})
 
     def publish(self, check: DriftCheck) -> None:
         result = DriftResult.from_json(check.result)
@@ -137,6 +150,9 @@ class GatewayMonitoring:
             consecutive=check.consecutive,
             checked_at=check.checked_at.timestamp(),
         )
+        quality = check.result.get("data_quality")
+        if quality is not None:
+            self.metrics.quality.set_data_quality(check.model, check.version, quality)
 
     def announce(self, what: OpenOutcome | Task) -> None:
         """Tell MLGATE_TASK_WEBHOOK_URL (if set) of a task opened or changed; never blocks."""
@@ -172,7 +188,36 @@ class GatewayMonitoring:
         return check
 
     def report(self, model: str, version: int | None, check_id: int | None) -> Path:
-        return self.monitor.report(self.check(model, version, check_id))
+        return self.monitor.drift.report(self.check(model, version, check_id))
+
+    def quality(self, model: str, version: int | None, history: int) -> dict[str, Any]:
+        """The latest quality evaluation (and `history` older ones, newest first)."""
+        self.registry.get(model if version is None else f"{model}:{version}")  # 404s
+        found = self.quality_store.history(model, version, limit=max(1, history + 1))
+        if not found:
+            label = model if version is None else f"{model}:{version}"
+            raise NotFound(
+                f"no quality evaluation has run for {label} yet: one runs every "
+                f"{self.settings.drift_interval_s:g} s for each served version"
+            )
+        latest = found[0].to_json()
+        latest["history"] = [_brief(c) for c in found[1:]]
+        return latest
+
+
+def _brief(check: QualityCheck) -> dict[str, Any]:
+    """An older evaluation, without its buckets: the rolling figures over time."""
+    result = check.result
+    return {
+        "id": check.id,
+        "checked_at": check.checked_at.isoformat(),
+        "status": check.status,
+        "metric": check.metric,
+        "labelled_rows": check.labelled_rows,
+        "realised": (result.get("realised") or {}).get("figure"),
+        "estimated": (result.get("estimated") or {}).get("figure"),
+        "decision": {k: (result.get("decision") or {}).get(k) for k in ("outcome", "rule")},
+    }
 
 
 def log_settings(settings: MonitorSettings, replica: str) -> LogSettings:

@@ -1,4 +1,5 @@
-"""Monitoring routes: the latest drift check as JSON, and its Evidently report as HTML.
+"""Monitoring routes: the latest drift check and quality evaluation as JSON, and the
+drift check's Evidently report as HTML.
 
 Thin like the inference routes: each turns HTTP into one `GatewayMonitoring` call. The
 report is rendered only when asked for (seconds of CPU for a 10k-row window), in a worker
@@ -13,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
+from registry.errors import BadRequest
 from services.gateway.auth import check_api_key
 from services.gateway.monitoring import GatewayMonitoring
 from services.gateway.rest import (
@@ -49,7 +51,16 @@ def monitoring_routes(settings: GatewaySettings) -> list[Route]:
         path = await asyncio.to_thread(plane.report, name, version, check_id)
         return FileResponse(path, media_type="text/html; charset=utf-8")
 
+    async def quality(request: Request) -> Response:
+        plane = monitoring(request)
+        name = model_name(request.path_params["name"])
+        version = version_number(request.query_params.get("version"))
+        history = _history(request.query_params.get("history"))
+        found = await asyncio.to_thread(plane.quality, name, version, history)
+        return json_response(found)
+
     return [
+        Route("/monitoring/models/{name}/quality", guarded(quality), methods=["GET"]),
         Route("/monitoring/models/{name}/drift", guarded(drift), methods=["GET"]),
         Route("/monitoring/models/{name}/drift/report", guarded(drift_report), methods=["GET"]),
     ]
@@ -57,3 +68,18 @@ def monitoring_routes(settings: GatewaySettings) -> list[Route]:
 
 def _check_id(text: str | None) -> int | None:
     return None if text is None else positive_int(text, "query parameter 'check'")
+
+
+def _history(text: str | None) -> int:
+    """`?history=N`: how many older evaluations to list (0 to 1000)."""
+    if text is None:
+        return 0
+    if not (text.isascii() and text.isdigit() and len(text) <= 4) or int(text) > MAX_HISTORY:
+        raise BadRequest(
+            f"query parameter 'history' must be a whole number from 0 to {MAX_HISTORY}, "
+            f"got {text[:40]!r}"
+        )
+    return int(text)
+
+
+MAX_HISTORY = 1000

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from monitors.inference_log import InferenceLog, LogSettings
+from monitors.loop import Monitor
 from monitors.monitor import DriftMonitor
 from monitors.settings import MonitorSettings
 from registry import Registry
@@ -116,8 +117,11 @@ def test_a_window_like_the_reference_shows_no_drift_and_a_shifted_one_does(
     assert drifted.consecutive == 1
     features = {f["column"]: f for f in drifted.result["features"]}
     assert {c for c, f in features.items() if f["drifted"] and f["role"] == "input"} == {
-        "f0", "f1", "f2", "f3",
-    }  # fmt: skip
+        "f0",
+        "f1",
+        "f2",
+        "f3",
+    }
     assert drifted.share == pytest.approx(4 / 6)
     predictions = [f for f in features.values() if f["role"] == "prediction"]
     assert predictions, "the model's outputs are compared too"
@@ -139,15 +143,30 @@ def test_a_window_waits_for_min_rows_and_is_cut_to_window_rows(
     assert forced is None  # nothing new since
 
 
-def test_run_once_checks_every_target_and_survives_a_failing_one(
+def test_a_round_checks_every_target_and_survives_a_failing_one(
     tabular: Registry, log: InferenceLog
 ) -> None:
-    monitor = DriftMonitor(tabular, settings(tabular.settings.home))
+    monitor = Monitor(tabular, settings(tabular.settings.home))
     send(log, tabular, "mlp", {"x": normal(150, 5)})
     assert monitor.targets() == [("mlp", 1)]
     # A version the registry does not know fails alone.
     done = monitor.run_once([("ghost", 1), ("mlp", 1)])
-    assert [(c.model, c.version) for c in done] == [("mlp", 1)]
+    assert [(r.model, r.version) for r in done] == [("mlp", 1)]
+    assert done[0].drift is not None
+    assert done[0].quality.status == "unknown"  # registered without a task or labels
+    assert "task is unknown" in done[0].quality.result["reason"]
+
+
+def test_a_window_carries_its_data_quality(tabular: Registry, log: InferenceLog) -> None:
+    monitor = DriftMonitor(tabular, settings(tabular.settings.home))
+    x = normal(300, 9)
+    x[:, 2] *= 1000.0  # a broken upstream: one feature in the wrong unit
+    send(log, tabular, "mlp", {"x": x})
+    check = monitor.check("mlp", 1)
+    assert check is not None
+    quality = check.result["data_quality"]
+    assert quality["answered_rows"] == 300
+    assert [(b["check"], b["feature"]) for b in quality["breaches"]] == [("out_of_range", "f2")]
 
 
 def test_images_drift_on_per_channel_summaries_and_predictions(
@@ -163,8 +182,9 @@ def test_images_drift_on_per_channel_summaries_and_predictions(
     assert check is not None
     features = {f["column"]: f for f in check.result["features"]}
     assert {"image.mean", "image.std"} <= set(features) or {
-        "image.c0.mean", "image.c0.std",
-    } <= set(features)  # fmt: skip
+        "image.c0.mean",
+        "image.c0.std",
+    } <= set(features)
     assert check.detected
     assert any(f["role"] == "prediction" and f["drifted"] for f in features.values())
 
@@ -220,22 +240,39 @@ def test_an_unknown_method_is_refused_when_the_monitor_is_built(tabular: Registr
         DriftMonitor(tabular, settings(tabular.settings.home, drift_method="nope"))
 
 
-def test_confirmed_drift_opens_exactly_one_task(tabular: Registry, log: InferenceLog) -> None:
-    monitor = DriftMonitor(
+def test_persistent_drift_on_what_the_model_uses_with_nothing_measuring_quality_is_one_task(
+    tabular: Registry, log: InferenceLog
+) -> None:
+    # `mlp` was registered without a task or labels: no realised or estimated quality can
+    # judge the drift, and every feature it uses drifts: evidence enough for a task.
+    monitor = Monitor(
         tabular, settings(tabular.settings.home, alert_consecutive_checks=2, task_min_rows=100)
     )
+    rounds = []
     for i in range(4):
         send(log, tabular, "mlp", {"x": normal(300, 20 + i, shift=3.0, shifted=6)})
-        assert monitor.check("mlp", 1) is not None
+        rounds.append(monitor.round("mlp", 1))
+        assert rounds[-1].drift is not None
+    assert [r.quality.result["decision"]["outcome"] for r in rounds] == [
+        "ok",
+        "task",
+        "task",
+        "task",
+    ]
     tasks = monitor.tasks.list()
-    assert len(tasks) == 1  # checks 2, 3 and 4 all confirm: one task, two duplicates
+    assert len(tasks) == 1  # rounds 2, 3 and 4 all hold: one task, two duplicates
     task = tasks[0]
     assert (task.model, task.serving_version, task.reason, task.status) == (
-        "mlp", 1, "data_drift", "open",
-    )  # fmt: skip
+        "mlp",
+        1,
+        "important_drift",
+        "open",
+    )
     assert task.duplicate_count == 2
     assert task.source == "monitor"
-    assert task.rows == 1200  # the whole run: four windows
-    assert task.evidence["consecutive_checks"] == 4
-    assert task.evidence["top_features"]
-    assert task.evidence["reference_digest"] == monitor.store.latest("mlp", 1).reference_digest  # type: ignore[union-attr]
+    assert task.rows == 1200  # the whole run of drifted checks: four windows
+    drift = task.evidence["drift"]
+    assert drift["impact"] == pytest.approx(1.0)
+    assert set(drift["drifted"]) == set(FEATURES)
+    assert task.evidence["top_features"][0]["importance"] > 0
+    assert "no quality figure can judge it" in task.evidence["summary"]

@@ -108,18 +108,22 @@ async def test_monitoring_errors_are_clear(registry: Registry) -> None:
 
 async def test_an_external_monitor_is_only_published(registry: Registry) -> None:
     """drift_monitor=external: the gateway runs no check itself, but shows stored ones."""
-    from monitors.monitor import DriftMonitor
+    from monitors.loop import Monitor
 
     settings = monitor_settings(registry.settings.home, drift_monitor="external")
     async for gateway in open_gateway(registry, monitor=settings):
         await traffic(gateway, 200, seed=3)
         await settle_and_tick(gateway)
         assert (await gateway.client.get("/monitoring/models/mlp/drift")).status_code == 404
+        assert (await gateway.client.get("/monitoring/models/mlp/quality")).status_code == 404
         # What `mlgate monitor` does in its own process:
-        stored = await asyncio.to_thread(DriftMonitor(registry, settings).run_once)
-        assert [(c.model, c.version) for c in stored] == [("mlp", 1)]
+        stored = await asyncio.to_thread(Monitor(registry, settings).run_once)
+        assert [(r.model, r.version) for r in stored] == [("mlp", 1)]
         await asyncio.to_thread(gateway.app.state.monitoring.tick)
         latest = (await gateway.client.get("/monitoring/models/mlp/drift")).json()
-        assert latest["id"] == stored[0].id
+        assert stored[0].drift is not None
+        assert latest["id"] == stored[0].drift.id
+        quality = (await gateway.client.get("/monitoring/models/mlp/quality")).json()
+        assert quality["id"] == stored[0].quality.id
         samples = await scrape(gateway)
         assert get(samples, "mlgate_drift_detected", model="mlp", version="1") == 0.0
