@@ -16,15 +16,25 @@ __all__ = ["retrain"]
 
 def _line(task: Any) -> str:
     outcome = task.outcome
-    if task.status == "failed":
-        return f"task {task.id} failed: {task.error}"
+    if task.status in ("failed", "needs-trainer"):
+        return f"task {task.id} {task.status}: {task.error or _last_reason(task)}"
+    if task.status == "open" and outcome.get("waiting"):
+        retry = outcome["retry_after"]
+        return f"task {task.id} open again: {outcome['waiting']} (retry after {retry})"
+    window = outcome.get("window")
     figures = ""
-    if "metric" in outcome:
+    if isinstance(window, dict) and "metric" in window:
         figures = (
-            f": {outcome['metric']} {outcome['candidate']:.4f} (v{task.candidate_version}) vs "
-            f"{outcome['serving']:.4f} (v{task.serving_version}) on {outcome['rows']} held-out rows"
+            f": {window['metric']} {window['challenger']:.4f} (v{task.candidate_version}) vs "
+            f"{window['champion']:.4f} (v{task.serving_version}) on {window['n']} held-out "
+            f"window rows, gain {window['gain']:+.4f} "
+            f"[{window['lower']:+.4f}, {window['upper']:+.4f}]"
         )
     return f"task {task.id} {task.status}{figures}"
+
+
+def _last_reason(task: Any) -> str:
+    return task.events[-1].reason if task.events else ""
 
 
 @app.command()
@@ -32,6 +42,14 @@ def _line(task: Any) -> str:
 def retrain(
     ctx: typer.Context,
     task_id: Annotated[int | None, typer.Argument(min=1, help="An open task to retrain.")] = None,
+    candidate: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Judge this version (registered by a person with --parent) for a "
+            "needs-trainer task, instead of training.",
+        ),
+    ] = None,
     worker: Annotated[
         bool, typer.Option("--worker", help="Claim and retrain open tasks, in a loop.")
     ] = False,
@@ -51,12 +69,15 @@ def retrain(
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Retrain a drifted model from its task: train, register, gate, compare, promote."""
+    """Retrain a model from its task: train on the task's window, register a candidate,
+    gate it, judge it against the serving version, promote it on evidence."""
     from registry.errors import BadRequest
     from services.retrainer import Retrainer, RetrainSettings
 
     if (task_id is None) == (not worker):
         raise BadRequest("give a TASK_ID or --worker (not both)")
+    if candidate is not None and task_id is None:
+        raise BadRequest("--candidate judges a version for one TASK_ID")
     state = ctx.obj
     registry = state.registry()
     settings = state.monitor_settings(registry)
@@ -71,7 +92,7 @@ def retrain(
         worker=f"{socket.gethostname()}:{os.getpid()}",  # unique: workers run side by side
     )
     if task_id is not None:
-        done = retrainer.run(task_id)
+        done = retrainer.run(task_id, candidate=candidate)
         if as_json:
             emit_json(done.to_json())
         else:

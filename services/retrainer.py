@@ -1,24 +1,29 @@
-"""The retrainer: a claimed task in, a verified and (maybe) promoted version out.
+"""The retrainer: a claimed task in, a verified and judged candidate out, promoted on evidence.
 
 For one running task:
 
-1. the trainer entrypoint recorded in the serving version's lineage is imported;
-2. the drifted window's logged rows that have ground truth (feedback joined to the
-   inference log, from the task's window start on) are split, seeded: `holdout_fraction`
-   kept back for the comparison, the rest handed to the trainer in a `TrainingContext`
-   with the serving version's reference data, its params and a seed;
-3. the result is registered as a child version: parent = the serving version, task id,
-   and the digests of the data it used (the trainer's datasets plus the held-out rows);
-4. it is exported through the parity gate (a refused artifact fails the task);
-5. both versions' gate-passed ONNX artifacts predict the held-out rows: AUC for a binary
-   label and one output column, otherwise negative mean squared error (higher is better);
-6. the policy: better by at least `margin` → the alias moves to it (audited) and the task
-   is promoted, which running gateways hot-swap at their next poll (a gateway that is down
-   serves it when it starts: the alias is in the registry); worse than the serving
-   version → rejected; in between → left as a candidate for a person to approve.
+1. the serving version must know its problem (task, output kind) and record a trainer
+   entrypoint; without a trainer the task becomes `needs-trainer`, saying so, for a person
+   to retrain elsewhere and register the result with its parent (`mlgate register
+   --parent ... --candidate`, then `mlgate retrain TASK --candidate V` judges it);
+2. the labelled rows of the task's window (the rows that showed the harm, from its start
+   to now: inference log joined with feedback) are read; with fewer than
+   `min_labelled_rows` the task goes back to `open` and is tried again after
+   `label_wait_s` (labels often come days later), and fails once the label horizon has
+   passed;
+3. a seeded `holdout_fraction` is held back; the trainer gets the rest in a
+   `TrainingContext` with the serving version's reference data, its params and a seed;
+4. the result is registered as a **candidate** (never `@latest` until promoted), child of
+   the serving version, with the task id and the digests of the data it used; the task
+   names it at once, whatever happens next;
+5. it is exported to ONNX through the parity gate (a refused artifact fails the task and
+   declines the candidate);
+6. it is judged against the serving version (`retrain_judge.py`): paired intervals of the
+   gain on the held-out window rows and on the original evaluation data; promoted (the
+   alias moves, audited, and running gateways hot-swap), declined, or left to a person.
 
-Any failure (a trainer that raises, too few labels, a refused export) marks the task
-failed with the error; the serving version and its alias are never touched.
+Expected failures (no trainer, no labels, a refused export) end the task with a one-line
+reason and no traceback; a trainer that raises keeps its traceback in the log.
 """
 
 from __future__ import annotations
@@ -28,26 +33,29 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
 
 from exporters import export
-from exporters.runners import onnx_predictor
 from monitors.feedback import FeedbackStore
 from monitors.labelled_window import labelled_window
 from monitors.monitor import task_store
+from monitors.quality.policy_store import PolicyStore, effective_limits
 from monitors.settings import MonitorSettings
 from monitors.task_records import Task
 from monitors.tasks import TaskStore
 from registry.entrypoints import resolve_entrypoint
-from registry.errors import BadRequest, MlgateError
+from registry.errors import MlgateError
 from registry.lineage import Dataset
+from registry.quality.problem import Problem
+from registry.quality.profile import Evaluation, read_evaluation
 from registry.records import ModelVersion
 from registry.reference import REFERENCE_FILE, read_reference
 from registry.store import Registry
 from registry.training import TrainingContext, TrainingResult
+from services.retrain_judge import Judgement, judge_candidate
 
 __all__ = ["RetrainSettings", "Retrainer"]
 
@@ -59,10 +67,13 @@ class RetrainSettings:
     holdout_fraction: float = 0.3
     min_labelled_rows: int = 200
     margin: float = 0.01
-    """How much better (in the metric's units) a candidate must be to be promoted alone."""
+    """How much better (in the task's primary metric) a candidate must be, surely."""
+    max_forgetting: float = 0.05
     auto_promote: bool = True
     alias: str = "production"
     seed: int = 0
+    label_wait_s: float = 300.0
+    horizon_s: float = 3 * 86400.0
     params: Mapping[str, Any] = field(default_factory=dict)
     """Over the serving version's recorded params (e.g. more epochs for the retrain)."""
 
@@ -73,10 +84,21 @@ class RetrainSettings:
             "holdout_fraction": settings.retrain_holdout_fraction,
             "min_labelled_rows": settings.retrain_min_labelled_rows,
             "margin": settings.retrain_margin,
+            "max_forgetting": settings.retrain_max_forgetting,
             "auto_promote": settings.retrain_auto_promote,
+            "label_wait_s": settings.retrain_label_wait_s,
+            "horizon_s": settings.quality_horizon_s,
             **overrides,
         }
         return cls(**values)
+
+
+class _Stop(MlgateError):
+    """The task ends (or waits) for a reason a person reads, not a bug: no traceback."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class Retrainer:
@@ -94,96 +116,127 @@ class Retrainer:
         self.settings = settings or RetrainSettings.from_monitor(monitor_settings)
         self.tasks: TaskStore = task_store(registry, monitor_settings)
         self.feedback = FeedbackStore(registry.db)
+        self.policies = PolicyStore(registry.db)
         self.worker = worker
         self._announce = announce
 
     def run_next(self) -> Task | None:
-        """Claim the oldest open task and retrain it; None if no task is open."""
+        """Claim the oldest open task this worker may take and retrain it; None if none."""
         task = self.tasks.claim(self.worker)
         if task is None:
             return None
         self._tell(task)
         return self._retrain(task)
 
-    def run(self, task_id: int) -> Task:
-        """Retrain one open task (claimed here, so no worker takes it meanwhile)."""
+    def run(self, task_id: int, *, candidate: int | None = None) -> Task:
+        """Retrain one open task, or (`candidate`) judge a version a person registered for a
+        `needs-trainer` task. Claimed here, so no worker takes it meanwhile."""
+        expect = "needs-trainer" if candidate is not None else "open"
+        if candidate is not None:  # a version that does not exist is refused before a claim
+            self.registry.get(f"{self.tasks.get(task_id).model}:{candidate}")
         task = self.tasks.transition(
-            task_id, "running", reason=f"claimed by {self.worker}", actor=self.worker,
-            expect="open",
-        )  # fmt: skip
+            task_id,
+            "running",
+            actor=self.worker,
+            expect=expect,
+            reason=f"claimed by {self.worker}"
+            + ("" if candidate is None else f" to judge version {candidate}"),
+        )
         self._tell(task)
-        return self._retrain(task)
+        return self._retrain(task, candidate)
 
-    def _retrain(self, task: Task) -> Task:
+    def _retrain(self, task: Task, candidate_version: int | None = None) -> Task:
         started = time.perf_counter()
         try:
-            candidate, evaluation = self._train(task)
+            candidate, judgement, facts = self._work(task, candidate_version)
+        except _Stop as stop:
+            log.warning("retraining task %s: %s", task.id, stop.message)
+            return self._stop(task, stop, started)
         except Exception as exc:
             log.exception("retraining task %s failed", task.id)
-            failed = self.tasks.transition(
-                task.id,
-                "failed",
-                reason=f"retraining failed: {_brief(exc)}",
-                actor=self.worker,
-                error=_brief(exc),
-                outcome={"seconds": round(time.perf_counter() - started, 2)},
-            )
-            return self._tell(failed)
-        evaluation["seconds"] = round(time.perf_counter() - started, 2)
+            return self._stop(task, _Stop("failed", f"retraining failed: {_brief(exc)}"), started)
+        outcome = {
+            **facts,
+            **judgement.to_json(),
+            "seconds": round(time.perf_counter() - started, 2),
+        }
         judged = self.tasks.transition(
             task.id,
             "candidate",
-            reason=(
-                f"{candidate.ref} passed the gate; {evaluation['metric']} "
-                f"{evaluation['candidate']:.4f} vs {evaluation['serving']:.4f} on "
-                f"{evaluation['rows']} held-out rows"
-            ),
+            reason=f"{candidate.ref}: {judgement.reason}",
             actor=self.worker,
             candidate_version=candidate.version,
-            outcome=evaluation,
+            outcome=outcome,
         )
         self._tell(judged)
-        return self._decide(judged, candidate, evaluation)
+        return self._decide(judged, candidate, judgement)
 
-    def _decide(self, task: Task, candidate: ModelVersion, evaluation: Mapping[str, Any]) -> Task:
-        gain = evaluation["candidate"] - evaluation["serving"]
-        if gain >= self.settings.margin and self.settings.auto_promote:
-            why = f"better by {gain:.4f} {evaluation['metric']} (margin {self.settings.margin})"
+    def _decide(self, task: Task, candidate: ModelVersion, judgement: Judgement) -> Task:
+        if judgement.verdict == "promote" and self.settings.auto_promote:
             self.registry.set_alias(
                 task.model,
                 self.settings.alias,
                 candidate.version,
-                reason=f"retraining task {task.id}: {why}",
+                reason=f"retraining task {task.id}: {judgement.reason}",
                 actor=self.worker,
             )
             promoted = self.tasks.transition(
-                task.id, "promoted", reason=f"promoted automatically: {why}", actor=self.worker
-            )
-            return self._tell(promoted)
-        if gain < 0:
-            rejected = self.tasks.transition(
                 task.id,
-                "rejected",
-                reason=f"not promoted: worse than the serving version by {-gain:.4f} "
-                f"{evaluation['metric']}",
+                "promoted",
+                reason=f"promoted automatically: {judgement.reason}",
                 actor=self.worker,
             )
+            return self._tell(promoted)
+        if judgement.verdict == "decline":
+            self._decline(candidate)
+            rejected = self.tasks.transition(
+                task.id, "rejected", reason=f"declined: {judgement.reason}", actor=self.worker
+            )
             return self._tell(rejected)
-        return task  # within the margin: a person decides (approve or reject)
+        return task  # a person decides (mlgate tasks approve|reject)
+
+    def _stop(self, task: Task, stop: _Stop, started: float) -> Task:
+        seconds = round(time.perf_counter() - started, 2)
+        latest = self.tasks.get(task.id)
+        if latest.candidate_version is not None and stop.status == "failed":
+            self._decline(self.registry.get(f"{task.model}:{latest.candidate_version}"))
+        outcome: dict[str, Any] = {"seconds": seconds}
+        if stop.status == "open":
+            retry = datetime.now(UTC) + timedelta(seconds=self.settings.label_wait_s)
+            outcome.update(retry_after=retry.isoformat(), waiting=stop.message)
+        ended = self.tasks.transition(
+            task.id,
+            stop.status,
+            reason=stop.message,
+            actor=self.worker,
+            outcome=outcome,
+            error=stop.message if stop.status == "failed" else None,
+        )
+        return self._tell(ended)
+
+    def _decline(self, candidate: ModelVersion) -> None:
+        if candidate.status in ("candidate", "declined"):
+            self.registry.decline(candidate.ref)
 
     # ---------------------------------------------------------------- the work
 
-    def _train(self, task: Task) -> tuple[ModelVersion, dict[str, Any]]:
+    def _work(
+        self, task: Task, candidate_version: int | None
+    ) -> tuple[ModelVersion, Judgement, dict[str, Any]]:
         serving = self.registry.get(f"{task.model}:{task.serving_version}")
-        entrypoint = serving.lineage.get("trainer")
-        if not entrypoint:
-            raise BadRequest(f"{serving.ref} records no trainer entrypoint; it cannot be retrained")
-        trainer = resolve_entrypoint(entrypoint, "trainer entrypoint")
-        if "context" not in inspect.signature(trainer).parameters:
-            raise BadRequest(
-                f"the trainer {entrypoint} takes no `context` argument, so it cannot be "
-                "handed a retraining window (see registry/training.py)"
+        problem = serving.problem
+        if candidate_version is None:
+            self._trainer(task, serving)  # no trainer: a person retrains; say so first
+        if problem is None:
+            raise _Stop(
+                "failed",
+                (
+                    f"{serving.ref}'s task is unknown, so no candidate can be judged against it "
+                    f"({serving.problem_reason})"
+                ),
             )
+        # From where the harm began to now: rows after the evidence's end were served by
+        # the same version in the same changed world, and make the training set larger.
         window = labelled_window(
             self.monitor_settings.log_path(),
             self.feedback,
@@ -192,14 +245,65 @@ class Retrainer:
             start=task.window_start,
         )
         if window.labelled_rows < self.settings.min_labelled_rows:
-            raise BadRequest(
-                f"the window has {window.labelled_rows} labelled rows of "
-                f"{window.logged_rows} logged; retraining needs {self.settings.min_labelled_rows}"
-            )
+            self._wait_for_labels(task, window.labelled_rows, window.logged_rows)
         rng = np.random.default_rng(self.settings.seed + task.id)
         order = rng.permutation(window.labelled_rows)
         held = np.sort(order[: max(1, int(len(order) * self.settings.holdout_fraction))])
         kept = np.sort(order[len(held) :])
+        if candidate_version is None:
+            candidate = self._train(task, serving, problem, window, held, kept)
+        else:
+            candidate = self._person_candidate(task, serving, candidate_version)
+        inputs, _ = window.tensors()
+        limits = effective_limits(self.monitor_settings, self.policies.overrides(*_key(task)))
+        judgement = judge_candidate(
+            self.registry,
+            serving,
+            candidate,
+            problem,
+            window_inputs={name: array[held] for name, array in inputs.items()},
+            window_labels=window.labels[held],
+            evaluation=self._evaluation(serving),
+            metric=limits.quality.metric,
+            margin=self.settings.margin,
+            max_forgetting=self.settings.max_forgetting,
+            seed=self.settings.seed,
+        )
+        facts = {
+            "candidate_version": candidate.version,
+            "rows": len(held),
+            "trained_on": len(kept) if candidate_version is None else None,
+            "labelled_rows": window.labelled_rows,
+            "logged_rows": window.logged_rows,
+            "unmatched_ids": window.unmatched_ids,
+            "task_window": {
+                "start": None if task.window_start is None else task.window_start.isoformat(),
+                "end": None if task.window_end is None else task.window_end.isoformat(),
+            },
+        }
+        return candidate, judgement, facts
+
+    def _wait_for_labels(self, task: Task, labelled: int, logged: int) -> None:
+        needed = self.settings.min_labelled_rows
+        what = (
+            f"the task's window has {labelled} labelled rows of {logged} logged; "
+            f"retraining needs {needed}"
+        )
+        since = task.window_end or task.created_at
+        if datetime.now(UTC) - since > timedelta(seconds=self.settings.horizon_s):
+            raise _Stop("failed", f"{what}, and the label horizon has passed")
+        raise _Stop("open", f"waiting for labels: {what}")
+
+    def _train(
+        self,
+        task: Task,
+        serving: ModelVersion,
+        problem: Problem,
+        window: Any,
+        held: np.ndarray,
+        kept: np.ndarray,
+    ) -> ModelVersion:
+        entrypoint, trainer = self._trainer(task, serving)
         frame = window.frame.reset_index(drop=True)
         recorded = serving.lineage.get("params", {})
         params = {**{k: v for k, v in recorded.items() if k != "seed"}, **self.settings.params}
@@ -225,37 +329,76 @@ class Retrainer:
                 role="evaluation",
             ),
         ]
+        inherited = {} if result.task is not None else _declared(problem)
         candidate = result.register(
             self.registry,
             task.model,
             trainer=entrypoint,
             parent=serving.ref,
             task_id=str(task.id),
+            candidate=True,
+            **inherited,
         )
+        self.tasks.note(task.id, candidate_version=candidate.version)
         gate = export(self.registry, candidate.ref, "onnx")
         if not gate.passed:
-            raise BadRequest(f"{candidate.ref}'s ONNX export failed the parity gate")
-        inputs, _ = window.tensors()
-        held_inputs = {name: array[held] for name, array in inputs.items()}
-        labels = window.labels[held]
-        evaluation = {
-            **_compare(
-                self._predict(serving, held_inputs), self._predict(candidate, held_inputs), labels
-            ),
-            "rows": len(held),
-            "trained_on": len(kept),
-            "labelled_rows": window.labelled_rows,
-            "logged_rows": window.logged_rows,
-            "unmatched_ids": window.unmatched_ids,
-            "candidate_version": candidate.version,
-        }
-        return candidate, evaluation
+            raise _Stop("failed", f"{candidate.ref}'s ONNX export failed the parity gate")
+        return self.registry.get(candidate.ref)
 
-    def _predict(self, version: ModelVersion, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
-        _, _, folder = self.registry.open_servable(version.ref, "onnx")
-        predict = onnx_predictor(folder / "model.onnx", version.signature.output_names)
-        first = version.signature.output_names[0]
-        return np.asarray(predict(inputs)[first])
+    def _trainer(self, task: Task, serving: ModelVersion) -> tuple[str, Any]:
+        """The serving version's trainer entrypoint, or `needs-trainer` saying what to do."""
+        entrypoint = serving.lineage.get("trainer")
+        unknown = (
+            ""
+            if serving.problem is not None
+            else (
+                f" (and register it with --task: {serving.ref}'s task is unknown, so no candidate "
+                "can be judged against it until a version declares it)"
+            )
+        )
+        if not entrypoint:
+            raise _Stop(
+                "needs-trainer",
+                (
+                    f"{serving.ref} records no trainer entrypoint, so mlgate cannot retrain it: "
+                    f"retrain it elsewhere on the task's window, register the result with "
+                    f"--parent {serving.ref} --candidate, and run `mlgate retrain {task.id} "
+                    f"--candidate VERSION` to judge it{unknown}"
+                ),
+            )
+        trainer = resolve_entrypoint(entrypoint, "trainer entrypoint")
+        if "context" not in inspect.signature(trainer).parameters:
+            raise _Stop(
+                "needs-trainer",
+                (
+                    f"the trainer {entrypoint} takes no `context` argument, so it cannot be "
+                    "handed a retraining window (see registry/training.py)"
+                ),
+            )
+        return entrypoint, trainer
+
+    def _person_candidate(self, task: Task, serving: ModelVersion, version: int) -> ModelVersion:
+        candidate = self.registry.get(f"{task.model}:{version}")
+        self.tasks.note(task.id, candidate_version=candidate.version)
+        if candidate.parent != serving.ref:
+            raise _Stop(
+                "failed",
+                (
+                    f"{candidate.ref}'s parent is {candidate.parent}, not the serving version "
+                    f"{serving.ref}; register it with --parent {serving.ref}"
+                ),
+            )
+        if candidate.servable_artifact("onnx") is None:
+            gate = export(self.registry, candidate.ref, "onnx")
+            if not gate.passed:
+                raise _Stop("failed", f"{candidate.ref}'s ONNX export failed the parity gate")
+        return self.registry.get(candidate.ref)
+
+    def _evaluation(self, version: ModelVersion) -> Evaluation | None:
+        artifact = version.artifact("quality")
+        if artifact is None:
+            return None
+        return read_evaluation(self.registry.open_artifact(artifact))
 
     def _reference(self, version: ModelVersion) -> Any:
         artifact = version.artifact("reference")
@@ -269,30 +412,19 @@ class Retrainer:
         return task
 
 
-def _compare(serving: np.ndarray, candidate: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    """Both versions scored on the same held-out labels; higher is better."""
-    single = serving.ndim == 1 or serving.shape[1] == 1
-    binary = labels.ndim == 1 and set(np.unique(labels).tolist()) <= {0, 1}
-    if single and binary and len(np.unique(labels)) == 2:
-        return {
-            "metric": "auc",
-            "serving": _auc(labels, serving.reshape(-1)),
-            "candidate": _auc(labels, candidate.reshape(-1)),
-        }
-    target = labels.reshape(serving.shape) if labels.size == serving.size else labels
+def _key(task: Task) -> tuple[str, int]:
+    return task.model, task.serving_version
+
+
+def _declared(problem: Problem) -> dict[str, Any]:
+    """The serving version's problem, for a candidate whose trainer did not declare one."""
     return {
-        "metric": "neg_mse",
-        "serving": -float(np.mean((serving - target) ** 2)),
-        "candidate": -float(np.mean((candidate - target) ** 2)),
+        "task": problem.task,
+        "output_kind": problem.output_kind,
+        "threshold": problem.threshold,
+        "classes": problem.classes if problem.output_kind == "labels" else None,
+        "quality_output": problem.output,
     }
-
-
-def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve: the Mann-Whitney U statistic, ties counted half."""
-    positive = labels.astype(bool)
-    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
-    ranks = rankdata(scores)
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def _brief(exc: BaseException) -> str:

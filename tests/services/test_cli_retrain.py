@@ -23,21 +23,26 @@ def mlgate(home: Path, *args: str, code: int = 0) -> Result:
 def test_retrain_runs_a_task_and_a_worker_drains_the_queue(tmp_path: Path) -> None:
     home = tmp_path / "home"
     registry = Registry(home=home)
-    # No trainer entrypoint recorded: the task fails, and says why, and nothing changes.
+    # No trainer entrypoint recorded: the task needs one, says why and what to do, with no
+    # traceback, and nothing changes.
     registry.register(make_mlp(), "mlp", torch.randn(2, 6))
     store = TaskStore(registry.db)
-    for reason in ("data_drift", "manual"):
+    for reason in ("realised_drop", "manual"):
         store.open("mlp", 1, reason, evidence={}, source="test", actor="t")
     registry.close()
 
     done = json.loads(mlgate(home, "retrain", "1", "--json").stdout)
-    assert done["status"] == "failed"
-    assert "records no trainer entrypoint" in done["error"]
+    assert done["status"] == "needs-trainer"
+    message = done["events"][-1]["reason"]
+    assert "records no trainer entrypoint" in message
+    assert "register it with --task" in message  # its task is unknown too
     again = mlgate(home, "retrain", "1", code=1)
-    assert "task 1 is failed, not open" in again.stderr
+    assert "task 1 is needs-trainer, not open" in again.stderr
     worked = mlgate(home, "retrain", "--worker", "--once").stdout
-    assert "task 2 failed" in worked
+    assert "task 2 needs-trainer: mlp:1 records no trainer entrypoint" in worked
     assert mlgate(home, "retrain", "--worker", "--once").stdout == ""
+    judged = mlgate(home, "retrain", "2", "--candidate", "7", code=1)
+    assert "model 'mlp' has no version 7" in judged.stderr
 
 
 def test_retrain_needs_a_task_or_worker(tmp_path: Path) -> None:
