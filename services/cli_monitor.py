@@ -19,6 +19,17 @@ def _monitor(state: Any, registry: Any) -> Any:
     return DriftMonitor(registry, state.monitor_settings(registry))
 
 
+def _decision(registry: Any, model: str, version: int) -> str | None:
+    """The decision policy's latest word on this version's drift (a finding, or a task)."""
+    from monitors.quality.store import QualityStore
+
+    latest = QualityStore(registry.db).latest(model, version)
+    decision = (latest.result.get("decision") if latest is not None else None) or {}
+    if decision.get("outcome") in ("finding", "task"):
+        return f"{decision['outcome']} ({decision.get('rule')}): {decision.get('summary')}"
+    return None
+
+
 @app.command()
 @reports_errors
 def drift(
@@ -67,10 +78,15 @@ def drift(
         rendered = monitor.report(result)
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_bytes(rendered.read_bytes())
+    decision = _decision(registry, result.model, result.version)
     if as_json:
-        emit_json({**result.to_json(), "report": str(report) if report else None})
+        emit_json(
+            {**result.to_json(), "decision": decision, "report": str(report) if report else None}
+        )
         return
     out.print(drift_table(result.to_json()))
+    if decision is not None:
+        out.print(f"decision: {decision}", highlight=False)
     if report is not None:
         out.print(f"report: {report}")
 
@@ -85,18 +101,31 @@ def monitor(
         typer.Option(min=0.1, help="Seconds between rounds (default $MLGATE_DRIFT_INTERVAL_S)."),
     ] = None,
 ) -> None:
-    """Run drift checks over every replica's inference log (gateways set
+    """Run monitoring rounds over every replica's inference log: drift and data quality,
+    quality from labels and estimates, and the decision policy (gateways set
     MLGATE_DRIFT_MONITOR=external and publish what this stores)."""
+    from monitors.loop import Monitor
+
     registry = ctx.obj.registry()
-    checker = _monitor(ctx.obj, registry)
+    checker = Monitor(registry, ctx.obj.monitor_settings(registry))
     pause = interval or checker.settings.drift_interval_s
     err.print(f"monitoring {checker.settings.log_path()} every {pause:g} s")
     while True:
         for done in checker.run_once():
+            drift = done.drift
+            decision = done.quality.result.get("decision") or {}
+            shown = (
+                ""
+                if drift is None
+                else (
+                    f" · drift check {drift.id}: {drift.rows} rows, share {drift.share:.2f}"
+                    f"{' DRIFT' if drift.detected else ''}"
+                )
+            )
             out.print(
-                f"{done.model}:{done.version} check {done.id}: {done.rows} rows, drift share "
-                f"{done.share:.2f}{' DRIFT' if done.detected else ''} "
-                f"({done.consecutive} in a row)"
+                f"{done.model}:{done.version} quality {done.quality.status}{shown} · "
+                f"{decision.get('outcome')}: {decision.get('summary')}",
+                highlight=False,
             )
         if once:
             return

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from exporters.imports import import_file, parse_input_spec
 from registry.errors import InvalidModelInput
 from registry.lineage import Dataset, Metric, read_table
 from registry.pytorch_source import load_state_dict, rebuild_model
+from registry.quality.profile import QualitySpec
 from registry.records import ModelVersion
 from registry.signature import TensorSpec
 from registry.store import Registry
@@ -43,7 +44,12 @@ def register(
     params: Sequence[str],
     metrics: Sequence[str],
     description: str,
+    quality: Mapping[str, Any],
+    label: str | None,
+    parent: str | None,
+    candidate: bool,
 ) -> ModelVersion:
+    """`quality`: task, output_kind, threshold, classes (None where not given)."""
     sources = [s for s in (factory or weights, onnx, torchscript) if s]
     if len(sources) != 1:
         raise InvalidModelInput(
@@ -52,10 +58,21 @@ def register(
         )
     specs = [parse_input_spec(text) for text in input_specs]
     reference_frame = read_table(reference) if reference else None
+    if label is not None and reference_frame is not None and label in reference_frame.columns:
+        features = features or ",".join(str(c) for c in reference_frame.columns if c != label)
     feature_names = _feature_names(features, reference_frame, specs)
+    evaluation = _evaluation(eval_datasets, label)
+    spec = QualitySpec(
+        task=quality.get("task"),
+        output_kind=quality.get("output_kind"),
+        classes=quality.get("classes"),
+        threshold=quality.get("threshold"),
+        evaluation=evaluation,
+        label=label,
+    )
     common: dict[str, Any] = {
         "feature_names": feature_names,
-        "reference": _reference(reference_frame, feature_names),
+        "reference": _reference(reference_frame, feature_names, label),
         "datasets": _datasets(datasets, "training") + _datasets(eval_datasets, "evaluation"),
         "trainer": trainer,
         "params": _params(params),
@@ -66,7 +83,16 @@ def register(
     if onnx or torchscript:
         path = onnx or torchscript
         assert path is not None
-        return import_file(registry, name, path, inputs=specs or None, **common).version
+        return import_file(
+            registry,
+            name,
+            path,
+            inputs=specs or None,
+            quality=spec,
+            parent=parent,
+            candidate=candidate,
+            **common,
+        ).version
     if not (factory and weights):
         raise InvalidModelInput("--factory and --weights go together")
     if not specs:
@@ -86,6 +112,14 @@ def register(
         output_names=outputs or None,
         factory=factory,
         factory_kwargs=factory_kwargs,
+        task=spec.task,
+        output_kind=spec.output_kind,
+        threshold=spec.threshold,
+        classes=spec.classes,
+        evaluation=spec.evaluation,
+        label=label,
+        parent=parent,
+        candidate=candidate,
         **common,
     )
 
@@ -101,12 +135,31 @@ def _feature_names(
     return None
 
 
-def _reference(frame: Any, feature_names: list[str] | None) -> Any:
+def _reference(frame: Any, feature_names: list[str] | None, label: str | None) -> Any:
     if frame is None:
         return None
     if feature_names is None:
         raise InvalidModelInput(
             "--reference needs --features (the reference file's columns that feed the model)"
+        )
+    if label is not None and label in frame.columns:
+        return frame[[*feature_names, label]]  # labelled: a holdout becomes the evaluation data
+    return frame
+
+
+def _evaluation(items: Sequence[str], label: str | None) -> Any:
+    """With --label, the (first) --eval-dataset file is the labelled evaluation data."""
+    if label is None or not items:
+        return None
+    if len(items) > 1:
+        raise InvalidModelInput(
+            "--label takes its evaluation data from one --eval-dataset; give only one"
+        )
+    _, _, path = items[0].partition("=")
+    frame = read_table(Path(path))
+    if label not in frame.columns:
+        raise InvalidModelInput(
+            f"--label {label!r} is not a column of {path} (columns: {list(frame.columns)[:20]})"
         )
     return frame
 

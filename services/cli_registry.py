@@ -66,6 +66,36 @@ def register(
     ] = None,
     metric: Annotated[list[str] | None, typer.Option(help="NAME=VALUE@DATASET (repeat).")] = None,
     description: Annotated[str, typer.Option(help="Free text.")] = "",
+    task: Annotated[
+        str | None,
+        typer.Option(help="binary, multiclass or regression (inferred where unambiguous)."),
+    ] = None,
+    output_kind: Annotated[
+        str | None,
+        typer.Option(help="probabilities, logits, score, labels (classifiers) or values."),
+    ] = None,
+    threshold: Annotated[
+        float | None, typer.Option(help="Binary: the decision threshold (default 0.5).")
+    ] = None,
+    classes: Annotated[
+        int | None, typer.Option(min=2, help="Multiclass labels output: how many classes.")
+    ] = None,
+    label: Annotated[
+        str | None,
+        typer.Option(
+            help="The label column of --eval-dataset (or of --reference, which then gives a "
+            "holdout): the quality baseline and calibration are computed on it."
+        ),
+    ] = None,
+    parent: Annotated[
+        str | None, typer.Option(help="The version this one was retrained from (NAME:V).")
+    ] = None,
+    candidate: Annotated[
+        bool,
+        typer.Option(
+            "--candidate", help="A candidate: never @latest until promoted (or judged by a task)."
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Register a model: a factory plus a state dict, or an existing ONNX/TorchScript file."""
@@ -92,6 +122,15 @@ def register(
             params=param or [],
             metrics=metric or [],
             description=description,
+            quality={
+                "task": task,
+                "output_kind": output_kind,
+                "threshold": threshold,
+                "classes": classes,
+            },
+            label=label,
+            parent=parent,
+            candidate=candidate,
         )
     lineage = registry.lineage(version.ref)
     if as_json:
@@ -283,11 +322,17 @@ def show(
     ref: Annotated[str, typer.Argument(help="NAME, NAME:VERSION or NAME@ALIAS")],
     as_json: JsonOption = False,
 ) -> None:
-    """Show a version's lineage as a tree: data, code, params, metrics, parents, artifacts."""
+    """Show a version's lineage as a tree: data, code, params, metrics, quality (task,
+    baseline, calibration, importances), parents, artifacts."""
+    from registry.quality.profile import read_profile
     from services.render import lineage_tree
 
     registry = ctx.obj.registry()
     lineage = registry.lineage(ref)
+    version = registry.get(lineage["ref"])
+    quality = version.artifact("quality")
+    if quality is not None:
+        lineage["quality"] = read_profile(registry.open_artifact(quality)).to_json()
     history = registry.alias_history(lineage["ref"].partition(":")[0])
     if as_json:
         lineage["alias_history"] = [

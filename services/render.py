@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from registry.records import AliasEvent, ModelSummary
+from services.render_quality import profile_lines
 
 __all__ = ["drift_table", "export_line", "export_lines", "lineage_tree", "models_table"]
 
@@ -122,6 +123,13 @@ def lineage_tree(lineage: dict[str, Any], history: Sequence[AliasEvent]) -> Grou
         metrics = root.add("metrics")
         for key, metric in lineage["metrics"].items():
             metrics.add(escape(f"{key} = {metric['value']:.4g} on {metric['dataset']}"))
+
+    if lineage.get("quality"):
+        quality = root.add("quality")
+        for line in profile_lines(lineage["quality"]):
+            quality.add(line)
+    elif lineage.get("problem") is None and "problem_reason" not in lineage:
+        root.add("[dim]quality · registered before versions recorded their task[/]")
 
     parents = root.add("parents")
     if lineage.get("ancestors"):

@@ -72,9 +72,10 @@ def test_drift_check_report_and_latest(home: Path, tmp_path: Path) -> None:
 
 def test_monitor_once_checks_every_logged_version(home: Path) -> None:
     shown = mlgate(home, "monitor", "--once").stdout
-    assert "mlp:1 check 1: 600 rows" in shown
-    assert "DRIFT" in shown
-    assert mlgate(home, "monitor", "--once").stdout.strip() == ""  # nothing new
+    assert "mlp:1 quality unknown · drift check 1: 600 rows, share 0.67 DRIFT" in shown
+    again = mlgate(home, "monitor", "--once").stdout
+    assert "mlp:1 quality unknown" in again
+    assert "drift check" not in again  # nothing new to check for drift
 
 
 def test_drift_errors_name_what_is_wrong(home: Path) -> None:
