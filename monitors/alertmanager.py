@@ -8,10 +8,12 @@ each problem a `BadRequest` naming the field: a malformed body should fail loudl
 first test notification, not open odd tasks later.
 
 **Which alerts open tasks.** Only *firing* alerts labelled `action="retrain"` (as
-`MlgateDriftDetected` in deploy/prometheus/rules.yml is); they must carry `model`, a
-positive integer `version` and `alertname`. Every other alert is acknowledged and ignored,
-so a receiver that is also sent latency alerts (which have no `version`) still answers 200.
-Resolved alerts open nothing: a task is closed by its own lifecycle, not by the alert.
+`MlgateQualityDropped` in deploy/prometheus/rules.yml is: a significant quality fall; drift
+alone is a finding, and `MlgateDriftDetected` carries no such label); they must carry
+`model`, a positive integer `version` and `alertname`. Every other alert is acknowledged
+and ignored, so a receiver that is also sent latency alerts (which have no `version`)
+still answers 200. Resolved alerts open nothing: a task is closed by its own lifecycle,
+not by the alert.
 
 **Idempotency.** Alertmanager re-sends a firing group every `repeat_interval` (and after a
 restart). The task key is sha256(groupKey, fingerprint, startsAt), the same for every
@@ -46,9 +48,12 @@ __all__ = [
 
 log = logging.getLogger("mlgate.monitors")
 
-# alertname → task reason, in the vocabulary tasks use (data_drift, prediction_drift,
-# perf_drop, schedule, manual). An alert not listed here gets its name, lowercased.
-REASONS = {"MlgateDriftDetected": "data_drift"}
+# alertname → task reason, in the vocabulary the monitor's decision policy uses
+# (monitors/quality/policy.py: realised_drop, estimated_drop, data_quality,
+# important_drift, schedule), so that an alert and the in-process monitor finding the same
+# problem open one task (the store deduplicates on model, version and reason). An alert
+# not listed here gets its name, lowercased.
+REASONS = {"MlgateQualityDropped": "realised_drop", "MlgateDriftDetected": "data_drift"}
 _REASON_MAX = 64  # retraining_tasks.reason is String(64)
 _STATUSES = ("firing", "resolved")
 

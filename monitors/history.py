@@ -12,10 +12,11 @@ interval (the arithmetic is in `metric_reading.py`):
   None for an interval without requests.
 - the first sample only sets the baseline: a rate needs two readings.
 
-Gauges (queue depth, drift) are read as they are, for the served versions only (the ones
-in `mlgate_model_info`), since an old version's drift gauges outlive its serving. Memory is
-bounded: at most `points` points per model, plus per model the batch-size totals. Requests
-under model "" (names the gateway does not serve) are not charted.
+Gauges (queue depth, drift, quality) are read as they are, for the served versions only
+(the ones in `mlgate_model_info`), since an old version's gauges outlive its serving; the
+quality panel follows one served version (`history_quality.py`). Memory is bounded: at most
+`points` points per model, plus per model the batch-size totals. Requests under model ""
+(names the gateway does not serve) are not charted.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from monitors.history_quality import QualityPoint, quality_point, quality_snapshot
 from monitors.metric_reading import (
     Buckets,
     Key,
@@ -39,6 +41,7 @@ from monitors.metric_reading import (
     per_model,
     sum_buckets,
 )
+from monitors.tasks import ACTIVE
 
 __all__ = ["MetricsHistory"]
 
@@ -55,6 +58,7 @@ class Point:
     queue_depth: float | None
     rejected: dict[str, float]
     drift_share: float | None
+    quality: QualityPoint | None
 
 
 @dataclass(slots=True)
@@ -158,6 +162,7 @@ class MetricsHistory:
                 rejected=dict(reasons),
                 # The worst served version: several are served while canaries run.
                 drift_share=max(shares) if shares else None,
+                quality=quality_point(reading, model),
             )
         )
 
@@ -193,8 +198,9 @@ class MetricsHistory:
                 {"feature": f, "score": -v, "version": ver} for v, f, ver in scores[:TOP_DRIFT]
             ],
             "drift_checked_at": max(checked) if checked else None,
+            "quality": quality_snapshot([p.quality for p in points], reading, model),
             "versions": versions(reading, model),
-            # Retraining tasks not yet ended (open, running, candidate), by status.
+            # Retraining tasks not yet ended (open, running, candidate, needs-trainer).
             "tasks": {
                 status: int(n)
                 for (name, status), n in sorted(reading.tasks.items())
@@ -203,7 +209,7 @@ class MetricsHistory:
         }
 
 
-ACTIVE_TASKS = ("open", "running", "candidate")
+ACTIVE_TASKS = ACTIVE
 
 
 def per_bucket(cumulative: Buckets, bounds: list[float]) -> list[float]:

@@ -6,6 +6,8 @@
 new, or whose `_created` time changed (a reloaded version starts its counters again), or
 whose value went down, was reset, so its delta is its whole current value, never negative.
 `histogram_quantile` is Prometheus's, operation for operation, so both agree to the bit.
+The quality gauges (`monitors/quality/gauges.py`) are kept as read, in `quality`, keyed by
+(model, version, metric) with metric "" for the per-version ones.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 __all__ = [
+    "QUALITY",
     "Buckets",
     "Key",
     "Reading",
@@ -46,6 +49,23 @@ SAMPLES = {
     "mlgate_retraining_tasks": ("tasks", ("model", "status")),
 }
 HISTOGRAMS = ("latency", "batch_sizes")
+# Quality gauge -> its name in `Reading.quality`.
+QUALITY = {
+    "mlgate_quality": "realised",
+    "mlgate_quality_lower": "realised_lower",
+    "mlgate_quality_upper": "realised_upper",
+    "mlgate_quality_estimated": "estimated",
+    "mlgate_quality_estimated_lower": "estimated_lower",
+    "mlgate_quality_estimated_upper": "estimated_upper",
+    "mlgate_quality_baseline": "baseline",
+    "mlgate_quality_labelled_rows": "labelled_rows",
+    "mlgate_label_coverage": "coverage",
+    "mlgate_quality_degraded": "degraded",
+    "mlgate_drift_finding": "finding",
+    "mlgate_data_quality_breaches": "breaches",
+    "mlgate_data_quality_warnings": "warnings",
+    "mlgate_data_quality_refused_share": "refused_share",
+}
 # `_created` (when a series began) tells a reset apart even when no value went down.
 CREATED = {
     "mlgate_requests_created": SAMPLES["mlgate_requests_total"],
@@ -69,6 +89,7 @@ class Reading:
     drift_scores: dict[Key, float] = field(default_factory=dict)
     info: dict[Key, float] = field(default_factory=dict)
     tasks: dict[Key, float] = field(default_factory=dict)
+    quality: dict[str, dict[Key, float]] = field(default_factory=dict)
     created: dict[tuple[str, Key], float] = field(default_factory=dict)
 
     @classmethod
@@ -76,6 +97,11 @@ class Reading:
         reading = cls()
         for family in registry.collect():
             for sample in family.samples:
+                gauge = QUALITY.get(sample.name)
+                if gauge is not None and sample.labels.get("model"):
+                    where = tuple(sample.labels.get(n, "") for n in ("model", "version", "metric"))
+                    reading.quality.setdefault(gauge, {})[where] = sample.value
+                    continue
                 target = SAMPLES.get(sample.name) or CREATED.get(sample.name)
                 if target is None or not sample.labels.get("model"):
                     continue
@@ -96,6 +122,13 @@ class Reading:
 
     def served(self, model: str) -> set[str]:
         return {key[1] for key in self.info if key[0] == model}
+
+    def aliases(self, model: str) -> dict[str, set[str]]:
+        """Served version -> the aliases serving it."""
+        found: dict[str, set[str]] = {}
+        for _, version, _, alias in (key for key in self.info if key[0] == model):
+            found.setdefault(version, set()).update({alias} if alias else set())
+        return found
 
     def restarted(self, before: Reading, name: str) -> set[Key]:
         """Series of `name` created anew since `before`: reset, whatever their values."""

@@ -41,7 +41,8 @@ DASHBOARD = DEPLOY / "grafana" / "mlgate.json"
 
 # The gateway's /metrics contract: DESIGN.md, "Public contracts" -> "Metrics", completed by
 # the monitoring brief with mlgate_queue_capacity, mlgate_drift_consecutive_detections,
-# mlgate_inference_log_rows_total and, for the retraining loop, mlgate_feedback_rows_total.
+# mlgate_inference_log_rows_total, for the retraining loop mlgate_feedback_rows_total, and
+# the quality series of monitors/quality/gauges.py.
 # Name -> type; a histogram also exposes _bucket, _count and _sum. Keep in step with the
 # collectors in monitors/.
 CONTRACT_METRICS: dict[str, str] = {
@@ -63,7 +64,25 @@ CONTRACT_METRICS: dict[str, str] = {
     "mlgate_inference_log_rows_total": "counter",
     "mlgate_retraining_tasks": "gauge",
     "mlgate_feedback_rows_total": "counter",
+    "mlgate_quality": "gauge",
+    "mlgate_quality_lower": "gauge",
+    "mlgate_quality_upper": "gauge",
+    "mlgate_quality_estimated": "gauge",
+    "mlgate_quality_estimated_lower": "gauge",
+    "mlgate_quality_estimated_upper": "gauge",
+    "mlgate_quality_baseline": "gauge",
+    "mlgate_quality_labelled_rows": "gauge",
+    "mlgate_label_coverage": "gauge",
+    "mlgate_quality_degraded": "gauge",
+    "mlgate_drift_finding": "gauge",
+    "mlgate_data_quality_breaches": "gauge",
+    "mlgate_data_quality_warnings": "gauge",
+    "mlgate_data_quality_refused_share": "gauge",
+    "mlgate_data_quality_out_of_range_share": "gauge",
+    "mlgate_labelled_rows_total": "counter",
+    "mlgate_label_delay_seconds": "histogram",
 }
+SEVERITIES = {"page", "ticket", "warning"}
 
 METRIC_NAME = re.compile(r"mlgate_[a-z_]+")
 RECORDING_RULE_NAME = re.compile(r"mlgate:[a-z_:0-9]+")
@@ -114,8 +133,28 @@ def _dashboard() -> dict[str, Any]:
     return loaded
 
 
+def _rows(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    return [panel for panel in dashboard["panels"] if panel["type"] == "row"]
+
+
+def _panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every chart: the top-level ones and those inside collapsed rows; rows themselves not."""
+    charts = [panel for panel in dashboard["panels"] if panel["type"] != "row"]
+    return charts + [panel for row in _rows(dashboard) for panel in row.get("panels", [])]
+
+
 def _panel_exprs(dashboard: dict[str, Any]) -> list[str]:
-    return [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    return [target["expr"] for panel in _panels(dashboard) for target in panel["targets"]]
+
+
+def _panel(dashboard: dict[str, Any], title: str) -> dict[str, Any]:
+    (found,) = (panel for panel in _panels(dashboard) if panel["title"] == title)
+    return found
+
+
+def _expr(dashboard: dict[str, Any], title: str, ref: str = "A") -> str:
+    (expr,) = (t["expr"] for t in _panel(dashboard, title)["targets"] if t["refId"] == ref)
+    return expr
 
 
 def _variable_queries(dashboard: dict[str, Any]) -> list[str]:
@@ -143,17 +182,38 @@ def test_promtool_unit_tests_pass() -> None:
     assert "SUCCESS" in result.stdout
 
 
-def test_promtool_unit_tests_can_fail(tmp_path: Path) -> None:
-    """The same tests against rules that alert on 2 drifted checks instead of 3 fail."""
-    weakened = RULES.read_text().replace(
-        "(mlgate_drift_consecutive_detections) >= 3", "(mlgate_drift_consecutive_detections) >= 2"
-    )
-    assert weakened != RULES.read_text()
-    (tmp_path / "rules.yml").write_text(weakened)
+@pytest.mark.parametrize(
+    ("rule", "weakened", "alert"),
+    [
+        # 2 drifted checks instead of 3
+        (
+            "(mlgate_drift_consecutive_detections) >= 3",
+            "(mlgate_drift_consecutive_detections) >= 2",
+            "MlgateDriftDetected",
+        ),
+        # a fall held for 1 minute instead of 5
+        (
+            "(mlgate_quality_degraded) == 1\n        for: 5m",
+            "(mlgate_quality_degraded) == 1\n        for: 1m",
+            "MlgateQualityDropped",
+        ),
+        # data-quality warnings counted as breaches
+        (
+            "(mlgate_data_quality_breaches) > 0",
+            "(mlgate_data_quality_warnings) > 0",
+            "MlgateDataQualityBreach",
+        ),
+    ],
+)
+def test_promtool_unit_tests_can_fail(tmp_path: Path, rule: str, weakened: str, alert: str) -> None:
+    """The same tests against weakened rules fail, naming the alert."""
+    text = RULES.read_text()
+    assert text.count(rule) == 1
+    (tmp_path / "rules.yml").write_text(text.replace(rule, weakened))
     (tmp_path / "rules_test.yml").write_text(RULES_TEST.read_text())
     result = _run_promtool("test", "rules", str(tmp_path / "rules_test.yml"))
     assert result.returncode != 0
-    assert "alertname: MlgateDriftDetected" in result.stdout + result.stderr
+    assert f"alertname: {alert}" in result.stdout + result.stderr
 
 
 def test_promtool_accepts_the_example_config() -> None:
@@ -172,7 +232,7 @@ def test_every_alert_says_what_to_do() -> None:
         annotations = rule.get("annotations", {})
         assert annotations.get("summary"), rule["alert"]
         assert len(annotations.get("description", "")) > 80, rule["alert"]
-        assert rule["labels"]["severity"] in {"page", "ticket"}, rule["alert"]
+        assert rule["labels"]["severity"] in SEVERITIES, rule["alert"]
 
 
 def test_the_expected_alerts_exist() -> None:
@@ -184,10 +244,19 @@ def test_the_expected_alerts_exist() -> None:
             "MlgateRequestsRejected",
             "MlgateDriftDetected",
             "MlgateDriftMonitorStale",
+            "MlgateQualityDropped",
+            "MlgateDriftWithoutHarm",
+            "MlgateDataQualityBreach",
         ]
     )
-    drift = next(rule for rule in _rules() if rule.get("alert") == "MlgateDriftDetected")
-    assert drift["labels"] == {"severity": "ticket", "action": "retrain"}
+    labels = {rule["alert"]: rule["labels"] for rule in _rules() if "alert" in rule}
+    # Drift alone is a finding: only a significant quality fall asks for a retrain.
+    assert labels["MlgateDriftDetected"] == {"severity": "warning"}
+    assert labels["MlgateDriftWithoutHarm"] == {"severity": "warning"}
+    assert labels["MlgateQualityDropped"] == {"severity": "ticket", "action": "retrain"}
+    assert labels["MlgateDataQualityBreach"] == {"severity": "ticket"}
+    retraining = {name for name, found in labels.items() if found.get("action") == "retrain"}
+    assert retraining == {"MlgateQualityDropped"}
 
 
 def test_every_alert_has_a_firing_and_a_silent_unit_test() -> None:
@@ -225,9 +294,11 @@ def test_dashboard_is_a_templated_grafana_dashboard() -> None:
     assert variables["DS_PROMETHEUS"]["query"] == "prometheus"
     assert variables["model"]["definition"] == "label_values(mlgate_model_info, model)"
     assert variables["version"]["definition"].startswith("label_values(mlgate_model_info")
-    ids = [panel["id"] for panel in dashboard["panels"]]
+    ids = [panel["id"] for panel in _panels(dashboard) + _rows(dashboard)]
     assert len(ids) == len(set(ids)), "panel ids must be unique"
-    for panel in dashboard["panels"]:
+    for row in _rows(dashboard):
+        assert "targets" not in row, row["title"]
+    for panel in _panels(dashboard):
         assert panel["datasource"]["uid"] == "${DS_PROMETHEUS}", panel["title"]
         assert panel["targets"], f"panel {panel['title']!r} has no targets"
         for target in panel["targets"]:
@@ -243,6 +314,32 @@ def test_dashboard_uses_only_contract_metrics_and_recording_rules() -> None:
     used = {name for text in texts for name in METRIC_NAME.findall(text)}
     bases = {re.sub(r"_(bucket|count|sum)$", "", name) for name in used}
     assert set(CONTRACT_METRICS) - bases == set()
+
+
+# Published from the stored quality evaluation (monitors/quality/gauges.py): every replica
+# exports the same value, so a panel takes the max across replicas, never the sum.
+QUALITY_SERIES = {name for name in CONTRACT_METRICS if "quality" in name or "label" in name} | {
+    "mlgate_drift_finding"
+}
+# Several metrics per version (accuracy, F1, AUC...): a chart keeps the primary one, the
+# one with a baseline.
+PRIMARY = "and on (model, version, metric) mlgate_quality_baseline"
+
+
+def test_the_quality_row_charts_every_quality_series_per_version() -> None:
+    dashboard = _dashboard()
+    (row,) = (row for row in _rows(dashboard) if row["title"] == "Quality")
+    assert row["collapsed"] is False  # its panels follow it at the top level
+    below = [p for p in _panels(dashboard) if p["gridPos"]["y"] > row["gridPos"]["y"]]
+    exprs = [target["expr"] for panel in below for target in panel["targets"]]
+    used = {re.sub(r"_(bucket|count|sum)$", "", n) for e in exprs for n in METRIC_NAME.findall(e)}
+    assert QUALITY_SERIES - used == set()
+    for expr in exprs:
+        assert "sum" not in expr, expr
+        assert re.search(r"\bmax by \(model, version\b", expr), expr
+        for name in METRIC_NAME.findall(expr):
+            if re.fullmatch(r"mlgate_quality(_estimated)?(_lower|_upper)?", name):
+                assert PRIMARY in expr, expr
 
 
 def test_name_check_reports_names_outside_the_contract() -> None:
@@ -337,6 +434,77 @@ def test_every_dashboard_query_parses_in_a_real_prometheus(rules_server: str) ->
         except PrometheusError as error:
             rejected[definition] = str(error)
     assert rejected == {}
+
+
+def test_the_quality_panels_answer_once_per_version_on_the_primary_metric(
+    tmp_path: Path,
+) -> None:
+    """promtool evaluates the Quality row's queries over two replicas that export the same
+    stored evaluation, with F1 published beside the primary metric (accuracy, the one with
+    a baseline): one answer per version, on the primary metric, never doubled."""
+    dashboard = _dashboard()
+    fraud = 'model="fraud",version="3"'
+    accuracy = f'{fraud},metric="accuracy"'
+    series = {
+        f"mlgate_quality{{{accuracy}}}": "0.81x40",
+        f'mlgate_quality{{{fraud},metric="f1"}}': "0.5x40",
+        f"mlgate_quality_lower{{{accuracy}}}": "0.79x40",
+        f"mlgate_quality_estimated{{{accuracy}}}": "0.86x40",
+        f'mlgate_quality_estimated{{{fraud},metric="f1"}}': "0.4x40",
+        f"mlgate_quality_baseline{{{accuracy}}}": "0.9x40",
+        f"mlgate_quality_degraded{{{fraud}}}": "1x40",
+        f"mlgate_drift_finding{{{fraud}}}": "0x40",
+        'mlgate_quality_degraded{model="churn",version="1"}': "0x40",
+        'mlgate_drift_finding{model="churn",version="1"}': "1x40",
+        # One label joined per second (15 per 15 s sample).
+        f"mlgate_labelled_rows_total{{{fraud}}}": "0+15x40",
+        # Half the labels within a minute, all within 10 minutes: p90 = 60 + 540 * 0.8.
+        f'mlgate_label_delay_seconds_bucket{{{fraud},le="10"}}': "0x40",
+        f'mlgate_label_delay_seconds_bucket{{{fraud},le="60"}}': "0+5x40",
+        f'mlgate_label_delay_seconds_bucket{{{fraud},le="600"}}': "0+10x40",
+        f'mlgate_label_delay_seconds_bucket{{{fraud},le="+Inf"}}': "0+10x40",
+        f'mlgate_data_quality_out_of_range_share{{{fraud},feature="s3"}}': "0.6x40",
+        f'mlgate_data_quality_out_of_range_share{{{fraud},feature="s4"}}': "0.1x40",
+    }
+    replicas = [
+        {"series": name.replace("}", f',instance="{instance}",job="mlgate"}}'), "values": values}
+        for instance in ("gw-1:8000", "gw-2:8000")
+        for name, values in series.items()
+    ]
+    quality = "Quality: realised vs estimated vs baseline (primary metric)"
+    # (panel, refId) -> what it must answer, in thousandths (promtool compares exactly).
+    expected: dict[tuple[str, str], dict[str, int]] = {
+        (quality, "A"): {f"{{{accuracy}}}": 810},
+        (quality, "B"): {f"{{{accuracy}}}": 790},
+        (quality, "D"): {f"{{{accuracy}}}": 860},
+        (quality, "G"): {f"{{{accuracy}}}": 900},
+        ("Quality state (latest evaluation)", "A"): {
+            f"{{{fraud}}}": 2000,  # degraded
+            '{model="churn",version="1"}': 1000,  # drift, quality holds
+        },
+        ("Labels joined to predictions", "A"): {f"{{{fraud}}}": 1000},
+        ("Label delay p50 / p90", "B"): {f"{{{fraud}}}": 492000},
+        ("Features most out of the reference's range (latest window)", "A"): {
+            f'{{{fraud},feature="s3"}}': 600,
+            f'{{{fraud},feature="s4"}}': 100,
+        },
+    }
+    checks = [
+        {
+            "expr": f"round(1000 * ({_as_promql(_expr(dashboard, title, ref))}))",
+            "eval_time": "9m",
+            "exp_samples": [{"labels": labels, "value": value} for labels, value in want.items()],
+        }
+        for (title, ref), want in expected.items()
+    ]
+    document = {
+        "rule_files": [],
+        "evaluation_interval": "15s",
+        "tests": [{"interval": "15s", "input_series": replicas, "promql_expr_test": checks}],
+    }
+    (tmp_path / "quality_test.yml").write_text(yaml.safe_dump(document, sort_keys=False))
+    result = _run_promtool("test", "rules", str(tmp_path / "quality_test.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.slow

@@ -25,7 +25,8 @@ FIXTURE = Path(__file__).parents[1] / "services" / "gateway" / "alertmanager_pay
 
 
 def payload() -> dict[str, Any]:
-    """A fresh copy of the fixture: one firing MlgateDriftDetected alert for mlp v1."""
+    """A fresh copy of the fixture: one firing MlgateQualityDropped alert for mlp v1, as
+    deploy/prometheus/rules.yml renders it (the one alert there with action=retrain)."""
     document: dict[str, Any] = json.loads(FIXTURE.read_text())
     return document
 
@@ -42,7 +43,7 @@ def test_the_real_format_parses() -> None:
     assert notification.group_key.startswith('{}/{action="retrain"}:')
     assert notification.external_url == "http://alertmanager:9093"
     assert notification.group_labels == {
-        "alertname": "MlgateDriftDetected",
+        "alertname": "MlgateQualityDropped",
         "model": "mlp",
         "version": "1",
     }
@@ -50,7 +51,7 @@ def test_the_real_format_parses() -> None:
     assert "summary" in notification.common_annotations
     assert notification.truncated_alerts == 0
     (alert,) = notification.alerts
-    assert alert.name == "MlgateDriftDetected"
+    assert alert.name == "MlgateQualityDropped"
     assert alert.wants_retraining
     assert alert.status == "firing"
     assert alert.starts_at == datetime(2026, 11, 23, 6, 4, 30, 512000, tzinfo=UTC)
@@ -58,7 +59,7 @@ def test_the_real_format_parses() -> None:
     assert alert.ends_at is None  # Go's zero time: still firing
     assert alert.fingerprint == "5e5a1f3c9b2d7e40"
     assert alert.generator_url.startswith("http://prometheus:9090/graph")
-    assert alert.annotations["summary"] == "mlp v1: input drift in 3 consecutive checks"
+    assert alert.annotations["summary"] == "mlp v1: accuracy significantly below its baseline"
 
 
 def test_optional_fields_default_and_nanosecond_times_parse() -> None:
@@ -182,7 +183,9 @@ def test_a_retraining_alert_for_a_malformed_model_name_is_refused() -> None:
 
 
 def test_reasons_are_mapped_or_the_alertname_lowercased() -> None:
-    assert task_reason("MlgateDriftDetected") == "data_drift"
+    # The reason the in-process monitor opens for the same fall: one task, not two.
+    assert task_reason("MlgateQualityDropped") == "realised_drop"
+    assert task_reason("MlgateDriftDetected") == "data_drift"  # for rules that add the label
     assert task_reason("MlgatePredictionShift") == "mlgatepredictionshift"
 
 
@@ -216,18 +219,21 @@ def test_a_firing_retraining_alert_opens_one_task_with_its_evidence(registry: Re
         "ignored": [],
     }
     task = store.get(task_id)
-    assert (task.model, task.serving_version, task.reason) == ("mlp", 1, "data_drift")
+    assert (task.model, task.serving_version, task.reason) == ("mlp", 1, "realised_drop")
     assert (task.source, task.status, task.duplicate_count) == ("alertmanager", "open", 0)
     assert task.key == alert_key(notification.group_key, notification.alerts[0])
     assert task.window_start == datetime(2026, 11, 23, 6, 4, 30, 512000, tzinfo=UTC)
-    assert task.evidence["alertname"] == "MlgateDriftDetected"
+    assert task.evidence["alertname"] == "MlgateQualityDropped"
     assert task.evidence["fingerprint"] == "5e5a1f3c9b2d7e40"
     assert task.evidence["groupKey"] == notification.group_key
     assert task.evidence["startsAt"] == "2026-11-23T06:04:30.512Z"
     assert task.evidence["labels"]["severity"] == "ticket"
     assert task.evidence["annotations"]["summary"].startswith("mlp v1")
     assert task.evidence["generatorURL"].startswith("http://prometheus:9090/")
-    assert task.evidence["drift_share"] == pytest.approx(2 / 3)  # the rule's annotation
+    # The rule's figures travel as annotations; a quality alert carries no drift share.
+    assert task.evidence["annotations"]["realised"] == "0.81"
+    assert task.evidence["annotations"]["baseline"] == "0.9"
+    assert "drift_share" not in task.evidence
     assert [(e.to_status, e.actor) for e in task.events] == [("open", "alertmanager")]
     assert receipt.outcomes[0].task is not None
     assert receipt.outcomes[0].task.id == task_id
@@ -245,8 +251,9 @@ def test_a_firing_retraining_alert_opens_one_task_with_its_evidence(registry: Re
 def test_drift_share_is_taken_from_an_annotation_or_label(
     registry: Registry, where: str, text: str, share: float
 ) -> None:
+    # A team's own rule that retrains on drift, with the share MlgateDriftDetected renders.
     document = payload()
-    del first(document)["annotations"]["drift_share"]  # the fixture's, as the rule sends it
+    first(document)["labels"]["alertname"] = "MlgateDriftDetected"
     first(document)[where]["drift_share"] = text
     receipt = open_tasks(TaskStore(registry.db), parse_notification(document))
     task = receipt.outcomes[0].task

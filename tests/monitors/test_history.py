@@ -10,6 +10,7 @@ import json
 import math
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import prometheus_client
@@ -338,9 +339,161 @@ def test_retraining_tasks_not_yet_ended_are_in_the_snapshot() -> None:
     from monitors.metrics import TaskCollector
 
     registry = CollectorRegistry()
-    counts = {("m", "open"): 1, ("m", "candidate"): 2, ("m", "promoted"): 4}
-    registry.register(TaskCollector(lambda: counts))
+    counts = {("m", "open"): 1, ("m", "candidate"): 2, ("m", "needs-trainer"): 1}
+    registry.register(TaskCollector(lambda: {**counts, ("m", "promoted"): 4}))
     history = MetricsHistory(registry)
     history.sample()
     history.sample()
-    assert history.snapshot()["models"]["m"]["tasks"] == {"candidate": 2, "open": 1}
+    assert history.snapshot()["models"]["m"]["tasks"] == {s: n for (_, s), n in counts.items()}
+
+
+# ------------------------------------------------------------------ quality
+
+
+def figure(value: float, half: float = 0.02) -> dict[str, object]:
+    return {"value": value, "lower": value - half, "upper": value + half, "n": 1000}
+
+
+def evaluation(
+    realised: dict[str, float] | None = None,
+    estimated: dict[str, float] | None = None,
+    *,
+    metric: str = "accuracy",
+    baseline: float | None = 0.9,
+    rows: int = 1200,
+    coverage: float = 0.35,
+    worse: bool = False,
+    outcome: str = "ok",
+) -> dict[str, object]:
+    """A stored evaluation (`QualityCheck.to_json()`), as much as the gauges read of it."""
+
+    def held(figures: dict[str, float] | None, **extra: object) -> dict[str, object] | None:
+        if figures is None:
+            return None
+        scores = {"figures": {name: figure(v) for name, v in figures.items()}}
+        return {"scores": scores, "verdict": {"worse": worse}, **extra}
+
+    return {
+        "metric": metric,
+        "realised": held(realised, rows=rows, coverage=coverage),
+        "estimated": held(estimated),
+        "baseline": None if baseline is None else figure(baseline),
+        "decision": {"outcome": outcome},
+    }
+
+
+def quality(model: dict[str, object]) -> dict[str, Any]:
+    found = model["quality"]
+    assert isinstance(found, dict)
+    return found
+
+
+def test_quality_follows_the_production_version_on_its_primary_metric(setup: Setup) -> None:
+    setup.served = [
+        ServedView("mlp", 1, "onnx", ("production",), 0, 1024),
+        ServedView("mlp", 3, "onnx", ("canary",), 0, 1024),
+    ]
+    gauges = setup.metrics.quality
+    # F1 is published beside accuracy; accuracy has the baseline, so it is the primary.
+    gauges.set_quality(
+        "mlp", 1, evaluation({"accuracy": 0.81, "f1": 0.5}, {"accuracy": 0.86}, worse=True)
+    )
+    gauges.set_quality("mlp", 3, evaluation({"accuracy": 0.95}, baseline=0.96))
+    shown = quality(setup.step())
+    assert (shown["version"], shown["metric"]) == ("1", "accuracy")
+    assert shown["realised"] == [pytest.approx(0.81)]
+    assert shown["realised_lower"] == [pytest.approx(0.79)]
+    assert shown["realised_upper"] == [pytest.approx(0.83)]
+    assert shown["estimated"] == [pytest.approx(0.86)]
+    assert shown["estimated_upper"] == [pytest.approx(0.88)]
+    assert shown["baseline"] == [pytest.approx(0.9)]
+    assert shown["labelled_rows"] == [1200]
+    assert shown["coverage"] == [pytest.approx(0.35)]
+    state = shown["state"]
+    assert state["state"] == "degraded"
+    assert (state["version"], state["metric"], state["degraded"]) == ("1", "accuracy", True)
+    assert state["realised"] == pytest.approx(0.81)
+    assert state["baseline"] == pytest.approx(0.9)
+    assert (state["breaches"], state["warnings"], state["refused_share"]) == (0, 0, None)
+
+
+def test_the_state_follows_the_policy_order(setup: Setup) -> None:
+    gauges = setup.metrics.quality
+    gauges.set_quality("mlp", 1, evaluation({"accuracy": 0.89}))
+    assert quality(setup.step())["state"]["state"] == "holding"
+    gauges.set_quality("mlp", 1, evaluation({"accuracy": 0.89}, outcome="finding"))
+    assert quality(setup.step())["state"]["state"] == "finding"
+    gauges.set_quality("mlp", 1, evaluation({"accuracy": 0.7}, worse=True))
+    assert quality(setup.step())["state"]["state"] == "degraded"
+    # Broken inputs come first: retraining on them would learn the breakage.
+    breach = {"message": "25% of rows refused"}
+    gauges.set_data_quality(
+        "mlp", 1, {"breaches": [breach], "warnings": [{}, {}], "refused_share": 0.25}
+    )
+    state = quality(setup.step())["state"]
+    assert state["state"] == "breach"
+    assert (state["breaches"], state["warnings"], state["refused_share"]) == (1, 2, 0.25)
+    assert state["degraded"] is True
+    shown = quality(setup.step())
+    assert shown["realised"] == [
+        pytest.approx(0.89),
+        pytest.approx(0.89),
+        pytest.approx(0.7),
+        pytest.approx(0.7),
+        pytest.approx(0.7),
+    ]
+
+
+def test_without_a_baseline_the_default_primary_metric_is_shown(setup: Setup) -> None:
+    setup.metrics.quality.set_quality(
+        "mlp", 1, evaluation({"rmse": 2.0, "mae": 1.5}, metric="mae", baseline=None)
+    )
+    shown = quality(setup.step())
+    assert (shown["metric"], shown["realised"], shown["baseline"]) == ("mae", [1.5], [None])
+    assert shown["state"]["state"] == "no-baseline"
+    # Labels nowhere yet, no estimate (a regressor): nothing to chart.
+    setup.metrics.quality.set_quality(
+        "mlp", 1, evaluation(None, metric="mae", baseline=None, rows=0, coverage=0.0)
+    )
+    shown = quality(setup.step())
+    assert shown["metric"] is None
+    assert shown["realised"] == [None, None]
+    assert shown["labelled_rows"] == [None, 0]
+    assert shown["state"]["state"] == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("published", "primary"),
+    [
+        ({"accuracy": 0.8, "roc_auc": 0.85, "f1": 0.7}, "roc_auc"),  # binary
+        ({"accuracy": 0.8, "macro_f1": 0.7}, "accuracy"),  # multiclass
+        ({"r2": 0.5, "mae": 1.5}, "mae"),  # regression
+    ],
+)
+def test_without_a_baseline_the_task_is_told_by_its_metrics(
+    setup: Setup, published: dict[str, float], primary: str
+) -> None:
+    setup.metrics.quality.set_quality("mlp", 1, evaluation(published, baseline=None))
+    shown = quality(setup.step())
+    assert (shown["metric"], shown["realised"]) == (primary, [published[primary]])
+
+
+def test_after_a_promotion_only_the_new_versions_points_are_shown(setup: Setup) -> None:
+    gauges = setup.metrics.quality
+    gauges.set_quality("mlp", 1, evaluation({"accuracy": 0.81}, worse=True))
+    setup.step()
+    setup.served = [ServedView("mlp", 2, "onnx", ("production",), 0, 1024)]
+    gauges.set_quality("mlp", 2, evaluation({"accuracy": 0.92}, baseline=0.93))
+    shown = quality(setup.step())
+    assert shown["version"] == "2"
+    assert shown["realised"] == [None, pytest.approx(0.92)]
+    assert shown["state"]["state"] == "holding"
+
+
+def test_a_model_without_quality_series_has_an_empty_quality_panel(setup: Setup) -> None:
+    setup.requests([0.01])
+    shown = quality(setup.step())
+    assert shown["version"] is None
+    assert shown["state"] is None
+    assert shown["realised"] == [None]
+    json.dumps(setup.history.snapshot(), allow_nan=False)

@@ -46,7 +46,7 @@ async def test_the_alert_opens_one_task_and_its_repeat_is_a_duplicate(
     }
     store = TaskStore(registry.db)
     task = store.get(task_id)
-    assert (task.model, task.serving_version, task.reason) == ("mlp", 1, "data_drift")
+    assert (task.model, task.serving_version, task.reason) == ("mlp", 1, "realised_drop")
     assert (task.status, task.source, task.duplicate_count) == ("open", "alertmanager", 0)
     assert task.evidence["fingerprint"] == "5e5a1f3c9b2d7e40"
     assert task.evidence["groupKey"] == payload()["groupKey"]

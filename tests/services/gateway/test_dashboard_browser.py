@@ -1,11 +1,14 @@
-"""/dashboard in headless Chromium: live traffic drawn, and the empty states worded.
+"""/dashboard in headless Chromium: live traffic drawn, quality read back, the empty states
+worded.
 
 Debian's /usr/bin/chromium, driven by Playwright (never `playwright install`; installed
 through apt by `ensure_chromium` when missing). The main test sends real inference traffic
 over HTTP to a live gateway while the page polls, reads back what each chart drew (the data
 attributes the page sets after every uPlot draw, and the canvas pixels), checks that no
 request left the loopback host and nothing was logged as an error, and saves a screenshot
-to tests/artifacts/dashboard.png.
+to tests/artifacts/dashboard.png. The quality test trains a scenario model, serves it,
+sends labelled requests and reads the quality panel back against what /metrics publishes
+from the gateway's own evaluation (tests/artifacts/dashboard-quality.png).
 """
 
 from __future__ import annotations
@@ -26,9 +29,15 @@ import pytest
 import uvicorn
 from playwright.sync_api import Page, sync_playwright
 from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 
+from examples.scenarios.data import FEATURES as SCENARIO_FEATURES
+from examples.scenarios.data import LABEL, generate
+from examples.scenarios.train import TRAINER, train
+from exporters import export
 from monitors.metrics import GatewayMetrics, ServedView, ServingCollector
+from monitors.settings import MonitorSettings
 from monitors.tasks import TaskStore
 from registry import Registry
 from services.gateway.dashboard import DIST, Dashboard
@@ -225,6 +234,151 @@ def test_the_dashboard_draws_live_traffic(registry: Registry) -> None:
     ranked = sorted(scores, key=lambda feature: -scores[feature])
     assert [row.split("\t")[0] for row in rows] == ranked
     assert screenshot.stat().st_size > 20_000
+
+
+# ------------------------------------------------------------------ quality
+
+QUALITY = "quality-demo"
+QUALITY_ROWS = 400
+# The quality chart drew the figures the test expects (each within 1e-9), and the state line
+# is set: the page has caught up with the evaluation.
+QUALITY_DRAWN = """
+(expected) => {
+  const el = document.querySelector('[data-chart="quality"]');
+  if (!el || !el.dataset.latest || !el.querySelector('.state')?.dataset.state) return false;
+  const latest = JSON.parse(el.dataset.latest);
+  return Object.entries(expected).every(([k, v]) => Math.abs((latest[k] ?? NaN) - v) < 1e-9);
+}
+"""
+
+
+def register_scenario_model(registry: Registry) -> int:
+    """A small binary classifier with labelled evaluation data (so a baseline), as ONNX,
+    promoted to production: what the quality monitor needs to judge it."""
+    result = train(generate("binary", 3000, seed=1), {"task": "binary", "epochs": 4}, seed=0)
+    version = result.register(registry, QUALITY, trainer=TRAINER)
+    assert export(registry, version.ref, "onnx").passed
+    registry.set_alias(QUALITY, "production", version.version, reason="dashboard test")
+    return version.version
+
+
+def published(url: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    """/metrics's samples of the quality model: name -> labels (sorted, no model) -> value."""
+    found: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.labels.get("model") == QUALITY:
+                labels = tuple(sorted((k, v) for k, v in sample.labels.items() if k != "model"))
+                found.setdefault(sample.name, {})[labels] = sample.value
+    return found
+
+
+def evaluated(url: str, version: int, timeout_s: float = 120) -> dict[str, Any]:
+    """Polls /metrics until the gateway's own evaluation has joined every label: then its
+    figures stay as they are (no more predictions or labels arrive). What it published."""
+    deadline = time.monotonic() + timeout_s
+    key = (("version", str(version)),)
+    while True:
+        metrics = published(url)
+        labelled = metrics.get("mlgate_quality_labelled_rows", {}).get(key)
+        baselines = metrics.get("mlgate_quality_baseline", {})
+        if labelled == QUALITY_ROWS and baselines and metrics.get("mlgate_quality"):
+            break
+        assert time.monotonic() < deadline, f"no complete quality evaluation: {metrics}"
+        time.sleep(0.2)
+    ((labels, baseline),) = baselines.items()
+    metric = dict(labels)["metric"]
+    primary = (("metric", metric), ("version", str(version)))
+
+    def figure(name: str) -> float | None:
+        return metrics.get(name, {}).get(primary)
+
+    return {
+        "metric": metric,
+        "chart": {
+            "realised": figure("mlgate_quality"),
+            "realised lower": figure("mlgate_quality_lower"),
+            "realised upper": figure("mlgate_quality_upper"),
+            "estimated": figure("mlgate_quality_estimated"),
+            "estimated lower": figure("mlgate_quality_estimated_lower"),
+            "estimated upper": figure("mlgate_quality_estimated_upper"),
+            "baseline": baseline,
+        },
+        "coverage": metrics["mlgate_label_coverage"][key],
+        "degraded": metrics["mlgate_quality_degraded"][key],
+        "finding": metrics["mlgate_drift_finding"][key],
+        "breaches": metrics.get("mlgate_data_quality_breaches", {}).get(key, 0.0),
+    }
+
+
+def js_number(value: float) -> str:
+    """A figure as the page writes it (fmt: three significant digits)."""
+    return f"{float(f'{value:.3g}'):g}"
+
+
+def test_the_quality_panel_shows_a_live_evaluation(registry: Registry) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    screenshot = ARTIFACTS / "dashboard-quality.png"
+    version = register_scenario_model(registry)
+    data = generate("binary", QUALITY_ROWS, seed=7)
+    rows = data[SCENARIO_FEATURES].to_numpy(np.float32)
+    # A round every half second, one-second buckets, judged from 50 labels.
+    monitor = MonitorSettings(
+        drift_interval_s=0.5,
+        log_flush_interval_s=0.1,
+        quality_bucket_s=1,
+        quality_min_labels=50,
+        drift_min_rows=100,
+    )
+    with LiveServer(registry, monitor=monitor, dashboard_interval_s=0.2) as live:
+        with httpx.Client(base_url=live.url, timeout=30) as client:
+            for i, row in enumerate(rows):
+                tensor = {"name": "features", "shape": [1, 12], "datatype": "FP32"}
+                body = {"id": f"r-{i}", "inputs": [{**tensor, "data": row.tolist()}]}
+                answer = client.post(f"/v2/models/{QUALITY}/infer", json=body)
+                assert answer.status_code == 200, answer.text
+            labels = [{"id": f"r-{i}", "label": int(y)} for i, y in enumerate(data[LABEL])]
+            answer = client.post(f"/v1/models/{QUALITY}/feedback", json={"feedback": labels})
+            assert answer.status_code == 200, answer.text
+        expected = evaluated(live.url, version)
+        judged = httpx.get(f"{live.url}/monitoring/models/{QUALITY}/quality", timeout=30).json()
+        chart = {k: v for k, v in expected["chart"].items() if v is not None}
+        with chromium_page() as browsed:
+            page = browsed.page
+            opened = page.goto(f"{live.url}/dashboard#model={QUALITY}")
+            assert opened is not None
+            assert opened.status == 200
+            page.wait_for_function(QUALITY_DRAWN, arg=chart, timeout=60_000)
+            shown = browsed.drawn("quality")
+            counted = browsed.drawn("labels")
+            state = page.get_attribute('[data-chart="quality"] .state', "data-state")
+            line = page.inner_text('[data-chart="quality"] .state')
+            page.locator('[data-chart="quality"]').screenshot(path=str(screenshot))
+    print(f"quality panel screenshot: {screenshot}")
+
+    assert not browsed.errors, browsed.errors
+    assert not browsed.foreign(live.port)
+    # A real evaluation: realised and estimated figures with intervals, and a baseline.
+    assert set(chart) == set(expected["chart"])
+    assert shown == pytest.approx(chart, abs=1e-9)
+    assert shown["realised lower"] <= shown["realised"] <= shown["realised upper"]
+    assert shown["estimated lower"] <= shown["estimated"] <= shown["estimated upper"]
+    assert counted == pytest.approx(
+        {"labelled rows": QUALITY_ROWS, "coverage": 100 * expected["coverage"]}
+    )
+    assert judged["labelled_rows"] == QUALITY_ROWS
+    assert judged["metric"] == expected["metric"]
+    # Same population as the training data: the gateway judged quality holding, and the
+    # page's line says so with the realised figure against the baseline.
+    assert judged["status"] == "holding"
+    assert (expected["degraded"], expected["finding"], expected["breaches"]) == (0, 0, 0)
+    assert state == "holding"
+    assert line.startswith(f"v{version} · Holding: realised {expected['metric']} ")
+    assert f"realised {expected['metric']} {js_number(chart['realised'])} [" in line
+    assert f"on {QUALITY_ROWS} labels" in line
+    assert line.endswith(f"not significantly below the baseline {js_number(chart['baseline'])}.")
+    assert screenshot.stat().st_size > 5_000
 
 
 @contextlib.contextmanager

@@ -5,7 +5,7 @@
 // For tests and for people reading the DOM: each chart's <section data-chart="..."> gets,
 // after uPlot has drawn it, data-points (x positions holding at least one value),
 // data-latest and data-max (JSON: series label -> its latest / largest value, in the
-// chart's unit).
+// chart's unit). A panel with a state line (quality) gives it data-state.
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import "./dashboard.css";
@@ -23,6 +23,11 @@ const COLORS = {
   drift: "#0891b2",
   batches: "#2563eb",
   batchesLast: "#93c5fd",
+  realised: "#2563eb",
+  estimated: "#9333ea",
+  baseline: "#475569",
+  labelled: "#0d9488",
+  coverage: "#ca8a04",
 };
 const SPARE = ["#0d9488", "#9333ea", "#ca8a04", "#64748b"]; // reasons added after this file
 const HEIGHT = 230;
@@ -79,6 +84,13 @@ function fromZero(fixedMax) {
   return (u, min, max) => [0, fixedMax ?? (max > 0 ? max * 1.15 : 1)];
 }
 
+// Around the data (quality figures sit in a narrow band far from 0).
+function aroundData(u, min, max) {
+  if (min == null || max == null) return [0, 1];
+  const pad = (max - min) * 0.15 || Math.abs(max) * 0.05 || 0.05;
+  return [min - pad, max + pad];
+}
+
 function valueAxis(label, extra = {}) {
   return { ...AXIS, label, labelSize: 18, size: 52, values: numbers, ...extra };
 }
@@ -117,14 +129,19 @@ function timeChart(spec, name, model, holder) {
   const series = spec.series(model);
   const labels = series.map((s) => s.label);
   const right = series.some((s) => s.scale === "right");
+  const unit = typeof spec.unit === "function" ? spec.unit(model) : spec.unit;
   const opts = {
     width: width(holder.body),
     height: HEIGHT,
     cursor: { drag: { x: false, y: false } }, // live data: no zoom for the next poll to undo
-    scales: { x: { time: true }, y: { range: fromZero(spec.max) }, right: { range: fromZero() } },
+    scales: {
+      x: { time: true },
+      y: { range: spec.fit ? aroundData : fromZero(spec.max) },
+      right: { range: fromZero(spec.max2) },
+    },
     axes: [
       TIME_AXIS,
-      valueAxis(spec.unit),
+      valueAxis(unit),
       ...(right ? [valueAxis(spec.unit2, { scale: "right", side: 1, grid: { show: false } })] : []),
     ],
     series: [
@@ -134,7 +151,7 @@ function timeChart(spec, name, model, holder) {
         label: s.label,
         scale: s.scale ?? "y",
         stroke: s.color,
-        width: 2,
+        width: s.width ?? 2,
         dash: s.dash,
         fill: s.fill ? `${s.color}1a` : undefined,
         paths: s.step ? uPlot.paths.stepped({ align: 1 }) : undefined,
@@ -148,7 +165,7 @@ function timeChart(spec, name, model, holder) {
     hooks: { draw: [(u) => markDrawn(holder.section, u, labels)] },
   };
   const data = [model.t, ...series.map((s) => s.values)];
-  return { signature: `${name}|${labels.join("|")}`, data, opts };
+  return { signature: `${name}|${unit}|${labels.join("|")}`, data, opts };
 }
 
 // ------------------------------------------------------------------ batch sizes (bars)
@@ -222,7 +239,8 @@ function batchChart(spec, name, model, holder) {
 
 // ------------------------------------------------------------------ the panels
 
-// In reading order: traffic and latency, how it was batched and queued, then drift.
+// In reading order: traffic and latency, how it was batched and queued, then drift and
+// whether it mattered (quality).
 const PANELS = [
   {
     id: "requests",
@@ -292,7 +310,82 @@ const PANELS = [
       },
     ],
   },
+  {
+    id: "quality",
+    title: "Quality",
+    note: "the primary metric of the version named in the line below: realised over the newest labelled predictions and its 95% interval (dashed), estimated from the model's confidence before labels (dotted), baseline at registration",
+    unit: (m) => m.quality.metric ?? "quality",
+    fit: true,
+    chart: timeChart,
+    status: qualityState,
+    series: (m) => {
+      const q = m.quality;
+      const line = (label, values, color, extra = {}) => ({ label, unit: "", values, color, step: true, ...extra });
+      const bound = { width: 1, dash: [5, 4] };
+      const dotted = { dash: [2, 3] };
+      return [
+        line("realised", q.realised, COLORS.realised),
+        line("realised lower", q.realised_lower, COLORS.realised, bound),
+        line("realised upper", q.realised_upper, COLORS.realised, bound),
+        line("estimated", q.estimated, COLORS.estimated, dotted),
+        line("estimated lower", q.estimated_lower, COLORS.estimated, bound),
+        line("estimated upper", q.estimated_upper, COLORS.estimated, bound),
+        line("baseline", q.baseline, COLORS.baseline, { dash: [10, 5] }),
+      ];
+    },
+  },
+  {
+    id: "labels",
+    title: "Labelled rows and coverage",
+    note: "labelled predictions behind the realised figure (left); the labelled share of their predictions (right)",
+    unit: "rows",
+    unit2: "% labelled",
+    max2: 100,
+    chart: timeChart,
+    series: (m) => [
+      { label: "labelled rows", unit: "rows", values: m.quality.labelled_rows, color: COLORS.labelled, fill: true, step: true },
+      {
+        label: "coverage",
+        unit: "%",
+        values: scaled(m.quality.coverage, 100),
+        color: COLORS.coverage,
+        scale: "right",
+        dash: [5, 4],
+        step: true,
+      },
+    ],
+  },
 ];
+
+// The quality panel's state line: what the monitor concluded last, in the decision
+// policy's order (monitors/history_quality.py). Returns [state, text].
+function qualityState(model) {
+  const s = model.quality.state;
+  if (!s) {
+    return ["none", "No quality figures: they need a version registered with evaluation data (its baseline) and labels sent to POST /v1/models/{model}/feedback."];
+  }
+  const metric = s.metric ?? "quality";
+  const figure = (what, value, lower, upper) => {
+    if (value == null) return null;
+    const interval = lower != null && upper != null ? ` [${fmt(lower)}, ${fmt(upper)}]` : "";
+    return `${what} ${metric} ${fmt(value)}${interval}`;
+  };
+  const shown =
+    figure("realised", s.realised, s.realised_lower, s.realised_upper) ??
+    figure("estimated", s.estimated, s.estimated_lower, s.estimated_upper);
+  const labels = s.labelled_rows ? ` on ${fmt(s.labelled_rows)} labels` : "";
+  const baseline = s.baseline == null ? "" : `the baseline ${fmt(s.baseline)}`;
+  const refused = s.refused_share ? `, ${fmt(100 * s.refused_share)}% of rows refused` : "";
+  const texts = {
+    breach: `Data-quality breach: ${s.breaches} check(s) breached in the latest window${refused}. A data_quality task waits for a person: retraining on broken inputs would learn the breakage.`,
+    degraded: `Degraded: ${shown}${labels} is significantly worse than ${baseline || "its baseline"}. A retraining task opens while it holds.`,
+    finding: `Finding: the inputs drifted but quality holds${shown ? ` (${shown}${baseline ? `, ${baseline}` : ""})` : ""}. No retraining task.`,
+    holding: `Holding: ${shown}${labels}, not significantly below ${baseline}.`,
+    "no-baseline": `No baseline: ${shown}${labels}. The version was registered without evaluation data, so a fall cannot be judged.`,
+    unknown: "No quality figures yet: they need labels (POST /v1/models/{model}/feedback) or, for a classifier, enough predictions for an estimate.",
+  };
+  return [s.state, `v${s.version} · ${texts[s.state] ?? s.state}`];
+}
 
 function width(body) {
   return Math.max(280, Math.floor(body.clientWidth));
@@ -309,7 +402,9 @@ function holderFor(spec) {
       h("p", { class: "note" }, spec.note),
       body,
     );
-    holder = { section, body, plot: null, signature: null, shared: {} };
+    const line = spec.status ? h("p", { class: "state", role: "status" }) : null;
+    if (line) section.insertBefore(line, body);
+    holder = { section, body, line, plot: null, signature: null, shared: {} };
     state.charts.set(spec.id, holder);
   }
   return holder;
@@ -367,7 +462,7 @@ function tasksPanel(name, model) {
     "section",
     { class: "panel", "data-chart": "tasks", "data-open": String(total) },
     h("h2", {}, "Retraining tasks"),
-    h("p", { class: "note" }, "tasks not yet ended: open, running (a worker is retraining), candidate (waiting for approval)"),
+    h("p", { class: "note" }, "tasks not yet ended: open, running (a worker is retraining), candidate (waiting for approval), needs-trainer (waiting for a person)"),
   );
   if (!total) {
     section.append(h("p", { class: "placeholder" }, "No open retraining task."));
@@ -438,6 +533,12 @@ function render(snapshot) {
     const holder = holderFor(spec);
     if (!holder.section.isConnected) grid.append(holder.section); // in the grid before sizing
     draw(holder, spec.chart(spec, state.model, model, holder));
+    if (holder.line) {
+      const [kind, text] = spec.status(model);
+      holder.line.textContent = text;
+      holder.line.dataset.state = kind;
+      holder.section.dataset.state = kind;
+    }
   }
   for (const panel of [driftTable(model, snapshot.generated_at), tasksPanel(state.model, model)]) {
     const old = grid.querySelector(`[data-chart="${panel.dataset.chart}"]`);
