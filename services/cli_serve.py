@@ -45,7 +45,8 @@ def demo(
     ] = 3000,
     as_json: JsonOption = False,
 ) -> None:
-    """The whole loop: train, register, gate, serve; drift; a task; retrain; promote."""
+    """The whole loop: train, register, gate, serve; a harmless drift (a finding) and a
+    harmful one (quality falls, a task); retrain, judge, promote; quality recovers."""
     import time
 
     from rich.table import Table

@@ -1,12 +1,16 @@
 """The demo's whole loop, against a real gateway process with its monitor and retrainer.
 
 After `run_demo` has trained, registered, exported and promoted credit-risk:1, one
-`mlgate serve` process (drift monitor and retraining worker in process) is driven through:
+`mlgate serve` process (monitor and retraining worker in process) is driven through:
 
-    in-distribution traffic  → a drift check that finds no drift
-    drifted traffic + labels → drift detected → exactly one retraining task
-    the task                 → retrained, gated, better on held-out drifted rows, promoted
-    drifted traffic again    → served by v2, whose check finds no drift
+    in-distribution traffic + labels  → no drift; quality holds against the baseline
+    harmless drift + labels           → drift flagged on the same features check after
+                                        check, quality holds: a finding, not a task
+    harmful drift + labels            → the label relation changed: realised quality falls
+                                        significantly, exactly one task opens
+    the task                          → retrained on the rows that showed the harm, gated,
+                                        judged on held-out rows, promoted
+    the same world again              → served by v2, whose quality holds
 
 Each step records its time and its key figure; a step that does not happen within its
 time limit raises `LoopStepFailed`, so `mlgate demo` exits non-zero unless all happened.
@@ -30,22 +34,37 @@ from examples.credit_risk.data import FEATURES, LABEL, Drift, generate
 from registry.errors import MlgateError
 from services.traffic import GatewayProcess, infer_body, send
 
-__all__ = ["DRIFT", "LOOP_ENV", "GatewayClient", "LoopStep", "LoopStepFailed", "run_loop"]
+__all__ = [
+    "DRIFT",
+    "HARMLESS",
+    "LOOP_ENV",
+    "GatewayClient",
+    "LoopStep",
+    "LoopStepFailed",
+    "run_loop",
+]
 
 # A recession, and the rules changed with it: high utilisation now signals *less* risk
 # (say, a new lender policy); the served model's ranking is wrong on it, not only shifted.
-DRIFT = Drift(income_factor=0.7, utilization_shift=0.15, late_payment_factor=2.0,
-              concept_shift=-5.0)  # fmt: skip
-# The monitor and retrainer at demo speed: checks every 2 s, confirmed after 3. The
-# recession moves 4 to 6 of the 14 features (incomes, savings, utilisation, late
-# payments), so dataset drift is declared at a share of 0.25 instead of Evidently's 0.5.
-CHUNK = 600  # drifted requests per check window (MLGATE_DRIFT_MIN_ROWS is 500)
+DRIFT = Drift(
+    income_factor=0.7, utilization_shift=0.15, late_payment_factor=2.0, concept_shift=-8.0
+)
+# Older applicants who pay late more often: the inputs move, the rules do not, and the
+# model ranks them as well as before.
+HARMLESS = Drift(age_shift=12.0, late_payment_factor=2.0)
+CHUNK = 600  # requests per phase chunk (MLGATE_DRIFT_MIN_ROWS is 500): one check each
+# The monitor and retrainer at demo speed: a round every 2 s, drift confirmed on the same
+# features in 3 checks, quality over the newest 1000 labelled rows in 2 s buckets, a
+# significant fall confirmed in 2 rounds.
 LOOP_ENV = {
     "MLGATE_DRIFT_INTERVAL_S": "2",
-    "MLGATE_DRIFT_SHARE": "0.25",
     "MLGATE_DRIFT_MIN_ROWS": "500",
     "MLGATE_ALERT_CONSECUTIVE_CHECKS": "3",
     "MLGATE_TASK_MIN_ROWS": "500",
+    "MLGATE_QUALITY_BUCKET_S": "2",
+    "MLGATE_QUALITY_WINDOW_ROWS": "1000",
+    "MLGATE_QUALITY_MIN_LABELS": "300",
+    "MLGATE_QUALITY_CONSECUTIVE": "2",
     "MLGATE_LOG_FLUSH_INTERVAL_S": "0.25",
     "MLGATE_LOG_MAX_ROWS_PER_S": "20000",
     "MLGATE_RETRAINER": "inprocess",
@@ -88,9 +107,11 @@ class GatewayClient:
 
     def post(self, path: str, document: Any) -> Any:
         request = urllib.request.Request(  # noqa: S310 - our own loopback gateway
-            f"{self.url}{path}", data=orjson.dumps(document), method="POST",
+            f"{self.url}{path}",
+            data=orjson.dumps(document),
+            method="POST",
             headers={"content-type": "application/json"},
-        )  # fmt: skip
+        )
         with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
             return orjson.loads(response.read())
 
@@ -131,72 +152,68 @@ def run_loop(
     started = time.perf_counter()
     with GatewayProcess(home, registry_url, env=LOOP_ENV) as process:
         gateway = GatewayClient(process.url, name)
+        phases = _Phases(gateway, name, seed)
         done("serve", started, f"{name}:1 ready at {process.url}")
-        monitoring = f"/monitoring/models/{name}/drift"
 
         started = time.perf_counter()
-        clean = generate(rows, seed=seed + 11)
-        gateway.traffic(clean[FEATURES].to_numpy(np.float32), "clean")
-        first = gateway.wait(
-            "a drift check of the first traffic", lambda: gateway.maybe(monitoring), 60
+        clean = phases.send("clean", rows, None)
+        quality = phases.quality_after(clean, 1)
+        if quality["status"] != "holding":
+            raise LoopStepFailed(f"in-distribution traffic: quality {quality['status']}")
+        drift = gateway.get(f"/monitoring/models/{name}/drift")
+        done(
+            "in-distribution traffic",
+            started,
+            f"{clean} labelled requests; drift share {drift['share']:.2f}; {_figure(quality)}",
         )
-        if first["detected"]:
-            raise LoopStepFailed(f"in-distribution traffic was reported as drift: {first['share']}")
-        done("in-distribution traffic", started,
-             f"{rows} requests; drift share {first['share']:.2f}: no drift")  # fmt: skip
 
-        # Drifted traffic, with its ground truth, in chunks until drift is confirmed: each
-        # chunk is a new window, and a task needs `MLGATE_ALERT_CONSECUTIVE_CHECKS` of them.
         started = time.perf_counter()
-        sent = labelled = 0
-        detected: Any = None
-        tasks: list[Any] = []
-        deadline = time.monotonic() + 120
-        while not tasks:
-            if time.monotonic() > deadline:
-                raise LoopStepFailed("drifted traffic opened no retraining task within 120 s")
-            chunk = generate(CHUNK, seed=seed + 100 + sent, drift=DRIFT)
-            gateway.traffic(chunk[FEATURES].to_numpy(np.float32), f"drift{sent}")
-            labels = [{"id": f"drift{sent}-{i}", "label": int(v)}
-                      for i, v in enumerate(chunk[LABEL])]  # fmt: skip
-            gateway.post(f"/v1/models/{name}/feedback", {"feedback": labels})
-            sent, labelled = sent + CHUNK, labelled + len(labels)
-            time.sleep(1.0)  # about one check per chunk
-            latest = gateway.maybe(monitoring)
-            if detected is None and latest is not None and latest["detected"]:
-                detected = latest
-                done("drift detected", started,
-                     f"share {latest['share']:.2f} in check {latest['id']}, after {sent} "
-                     "drifted requests")  # fmt: skip
-            tasks = gateway.get(f"/retraining/tasks?model={name}")["tasks"]
-        report = home / "reports" / "demo-drift.html"
-        report.parent.mkdir(parents=True, exist_ok=True)
-        with urllib.request.urlopen(  # noqa: S310
-            f"{gateway.url}{monitoring}/report?check={detected['id']}", timeout=120
-        ) as response:
-            report.write_bytes(response.read())
-        steps[-1].details["report"] = str(report)
-        done("one task opened", started,
-             f"task {tasks[0]['id']} ({tasks[0]['reason']}) after {sent} drifted requests with "
-             f"{labelled} labels; {len(tasks)} task(s)")  # fmt: skip
+        finding = phases.until("a drift finding", "harmless", HARMLESS, _finding, 1)
+        if gateway.get(f"/retraining/tasks?model={name}")["tasks"]:
+            raise LoopStepFailed("harmless drift opened a retraining task")
+        decision = finding["decision"]
+        checks = decision["evidence"]["drift"]["checks"]
+        report = _report(gateway, home, name, checks[-1])
+        done(
+            "harmless drift: a finding",
+            started,
+            f"{decision['summary']}; no task",
+            report=str(report),
+        )
+
+        started = time.perf_counter()
+        fallen = phases.until("a retraining task", "harmful", DRIFT, _task_opened, 1)
+        tasks = gateway.get(f"/retraining/tasks?model={name}")["tasks"]
+        task = tasks[0]
+        done(
+            "harmful drift: quality falls, one task",
+            started,
+            f"{_figure(fallen)}; {_figure(fallen, 'estimated')} (blind to a changed "
+            f"relation); task {task['id']} ({task['reason']})",
+        )
 
         started = time.perf_counter()
         task = gateway.wait(
             "the retrained version",
             lambda: (
-                (t := gateway.get(f"/retraining/tasks/{tasks[0]['id']}"))["status"]
-                in ("promoted", "rejected", "failed")
+                (t := gateway.get(f"/retraining/tasks/{task['id']}"))["status"]
+                in ("promoted", "rejected", "failed", "needs-trainer")
                 and t
             ),
             240,
         )
         if task["status"] != "promoted":
             raise LoopStepFailed(f"task {task['id']} ended {task['status']}: {task['error']}")
-        outcome = task["outcome"]
+        compared = task["outcome"]["window"]
         version = task["candidate_version"]
-        done("retrained, gated, promoted", started,
-             f"v{version} {outcome['metric']} {outcome['candidate']:.3f} vs v1 "
-             f"{outcome['serving']:.3f} on {outcome['rows']} held-out drifted rows")  # fmt: skip
+        done(
+            "retrained, gated, judged, promoted",
+            started,
+            f"v{version} {compared['metric']} {compared['challenger']:.3f} vs v1 "
+            f"{compared['champion']:.3f} on {compared['n']} held-out rows of the task's "
+            f"window, gain {compared['gain']:+.3f} [{compared['lower']:+.3f}, "
+            f"{compared['upper']:+.3f}]",
+        )
 
         started = time.perf_counter()
         gateway.wait(
@@ -206,17 +223,102 @@ def run_loop(
             ),
             60,
         )
-        again = generate(rows, seed=seed + 13, drift=DRIFT)
-        gateway.traffic(again[FEATURES].to_numpy(np.float32), "after")
-        cleared = gateway.wait(
-            f"a drift check of v{version}",
-            lambda: gateway.maybe(f"{monitoring}?version={version}"),
-            60,
-        )
-        if cleared["detected"]:
-            raise LoopStepFailed(f"v{version} still reports drift: share {cleared['share']}")
+        after = phases.send("after", rows, DRIFT)
+        recovered = phases.quality_after(after, version)
+        if recovered["status"] != "holding":
+            raise LoopStepFailed(f"v{version}'s quality is {recovered['status']}")
         if len(gateway.get(f"/retraining/tasks?model={name}")["tasks"]) != 1:
             raise LoopStepFailed("more than one retraining task was opened")
-        done("served by the new version", started,
-             f"v{version}: drift share {cleared['share']:.2f}, no drift")  # fmt: skip
+        fell = (fallen.get("realised") or {}).get("figure") or {}
+        done(
+            "served by v2: quality recovers",
+            started,
+            f"v{version} {_figure(recovered)} (v1 had fallen to {fell.get('value', 0):.3f})",
+        )
     return steps
+
+
+class _Phases:
+    """Traffic with its labels, in chunks, and waits on what the monitor makes of it."""
+
+    def __init__(self, gateway: GatewayClient, name: str, seed: int) -> None:
+        self.gateway, self.name, self.seed = gateway, name, seed
+        self.sent = 0
+
+    def send(self, prefix: str, rows: int, drift: Drift | None) -> int:
+        """`rows` requests and then their labels; returns how many were labelled."""
+        for start in range(0, rows, CHUNK):
+            self._chunk(prefix, min(CHUNK, rows - start), drift)
+        return rows
+
+    def until(
+        self,
+        what: str,
+        prefix: str,
+        drift: Drift,
+        found: Callable[[GatewayClient, str, Any], bool],
+        version: int,
+        timeout_s: float = 150,
+    ) -> Any:
+        """Chunks of traffic with labels until the latest evaluation shows `found`."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if time.monotonic() > deadline:
+                raise LoopStepFailed(f"{prefix} traffic showed no {what} within {timeout_s:g} s")
+            self._chunk(prefix, CHUNK, drift)
+            time.sleep(1.0)  # about one monitoring round per chunk
+            latest = self.gateway.maybe(f"/monitoring/models/{self.name}/quality?version={version}")
+            if latest is not None and found(self.gateway, self.name, latest):
+                return latest
+
+    def quality_after(self, labelled: int, version: int, timeout_s: float = 60) -> Any:
+        """The first evaluation of `version` whose realised figure counts these labels."""
+        path = f"/monitoring/models/{self.name}/quality?version={version}"
+        wanted = min(labelled, int(LOOP_ENV["MLGATE_QUALITY_WINDOW_ROWS"]))
+
+        def judged() -> Any:
+            latest = self.gateway.maybe(path)
+            realised = (latest or {}).get("realised") or {}
+            return latest if realised.get("judged") and realised.get("rows", 0) >= wanted else None
+
+        return self.gateway.wait(f"a quality evaluation of v{version}", judged, timeout_s)
+
+    def _chunk(self, prefix: str, rows: int, drift: Drift | None) -> None:
+        data = generate(rows, seed=self.seed + 100 + self.sent, drift=drift)
+        tag = f"{prefix}{self.sent}"
+        self.gateway.traffic(data[FEATURES].to_numpy(np.float32), tag)
+        labels = [{"id": f"{tag}-{i}", "label": int(v)} for i, v in enumerate(data[LABEL])]
+        self.gateway.post(f"/v1/models/{self.name}/feedback", {"feedback": labels})
+        self.sent += rows
+
+
+def _finding(gateway: GatewayClient, name: str, latest: Any) -> bool:
+    return bool((latest.get("decision") or {}).get("outcome") == "finding")
+
+
+def _task_opened(gateway: GatewayClient, name: str, latest: Any) -> bool:
+    return bool(gateway.get(f"/retraining/tasks?model={name}")["tasks"])
+
+
+def _figure(check: Any, part: str = "realised") -> str:
+    figure = (check.get(part) or {}).get("figure")
+    baseline = check.get("baseline")
+    if not figure:
+        return f"{part} {check.get('metric')}: -"
+    text = (
+        f"{part} {check['metric']} {figure['value']:.3f} [{figure['lower']:.3f}, "
+        f"{figure['upper']:.3f}] on {figure['n']} rows"
+    )
+    if baseline and part == "realised":
+        text += f" vs baseline {baseline['value']:.3f}"
+    return text
+
+
+def _report(gateway: GatewayClient, home: Path, name: str, check_id: int) -> Path:
+    """The Evidently HTML report of the drift check behind the finding."""
+    report = home / "reports" / "demo-drift.html"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    path = f"/monitoring/models/{name}/drift/report?check={check_id}"
+    with urllib.request.urlopen(f"{gateway.url}{path}", timeout=120) as response:  # noqa: S310
+        report.write_bytes(response.read())
+    return report

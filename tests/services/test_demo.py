@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from monitors.tasks import TaskStore
 from registry import Registry
 from services.cli import app
 
@@ -17,10 +18,10 @@ STEPS = [
     "train → register → export → promote",
     "serve",
     "in-distribution traffic",
-    "drift detected",
-    "one task opened",
-    "retrained, gated, promoted",
-    "served by the new version",
+    "harmless drift: a finding",
+    "harmful drift: quality falls, one task",
+    "retrained, gated, judged, promoted",
+    "served by v2: quality recovers",
 ]
 
 
@@ -47,6 +48,11 @@ def test_the_demo_runs_the_whole_loop(tmp_path: Path) -> None:
         assert v2.servable_artifact("onnx") is not None
         history = registry.alias_history("credit-risk", "production")
         assert [(e.from_version, e.to_version) for e in history] == [(None, 1), (1, 2)]
+        # One task, opened by the harm and not by the harmless drift before it.
+        tasks = TaskStore(registry.db).list(model="credit-risk")
+        assert [(t.reason, t.status) for t in tasks] == [("realised_drop", "promoted")]
+        finding = next(s for s in outcome["steps"] if s["name"] == "harmless drift: a finding")
+        assert "a finding, not a task" in finding["figure"]
     finally:
         registry.close()
 
@@ -57,7 +63,7 @@ def test_the_demo_table_names_every_step_and_the_files(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
     text = " ".join(result.stdout.split())
-    for step in ("in-distribution traffic", "drift detected", "served by the new version"):
+    for step in ("in-distribution traffic", "a finding", "quality falls", "quality recovers"):
         assert step in text
     assert "drift report:" in text
     assert "lineage of credit-risk:2:" in text
