@@ -13,13 +13,12 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
 
 from registry.errors import InvalidModelInput
 from registry.signature import Predict, Signature, TensorSpec
@@ -38,7 +37,12 @@ REFERENCE_FILE = "reference.parquet"
 _META_KEY = b"mlgate"
 _PREDICT_CHUNK_ROWS = 1024
 
-ReferenceInput = pd.DataFrame | np.ndarray | torch.Tensor | Mapping[str, np.ndarray | torch.Tensor]
+if TYPE_CHECKING:  # torch is imported where a function needs it: the CLI starts faster
+    import torch
+
+ReferenceInput: TypeAlias = (
+    "pd.DataFrame | np.ndarray | torch.Tensor | Mapping[str, np.ndarray | torch.Tensor]"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +93,8 @@ def reference_arrays(data: ReferenceInput, signature: Signature) -> dict[str, np
 
 
 def _to_numpy(value: np.ndarray | torch.Tensor) -> np.ndarray:
+    import torch
+
     if isinstance(value, torch.Tensor):
         return value.detach().cpu().numpy()
     return np.asarray(value)

@@ -9,12 +9,14 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
-import torch
 
 from registry.errors import InvalidModelInput
+
+if TYPE_CHECKING:  # torch is imported where a function needs it: the CLI starts faster
+    import torch
 
 __all__ = [
     "Predict",
@@ -29,7 +31,7 @@ __all__ = [
 
 Predict = Callable[[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
 """{input name: rows} → {output name: rows}: the eager model, or an exported one."""
-ExampleInputs = torch.Tensor | Sequence[torch.Tensor] | Mapping[str, torch.Tensor]
+ExampleInputs: TypeAlias = "torch.Tensor | Sequence[torch.Tensor] | Mapping[str, torch.Tensor]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +98,8 @@ def forward_input_names(model: torch.nn.Module) -> list[str]:
 
 def example_arrays(model: torch.nn.Module, example_inputs: ExampleInputs) -> dict[str, np.ndarray]:
     """Name the example tensors after `forward`'s parameters; check they share a batch size."""
+    import torch
+
     if isinstance(example_inputs, torch.Tensor):
         example_inputs = (example_inputs,)
     names = forward_input_names(model)
@@ -138,6 +142,8 @@ def flatten_outputs(
     result: Any, output_names: Sequence[str] | None = None
 ) -> dict[str, np.ndarray]:
     """A model's return value (tensor, tuple, list or dict of tensors) as named arrays."""
+    import torch
+
     if isinstance(result, torch.Tensor):
         tensors: list[tuple[str | None, Any]] = [(None, result)]
     elif isinstance(result, Mapping):

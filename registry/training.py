@@ -17,12 +17,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from registry.lineage import Dataset, Metric
 from registry.reference import ReferenceInput
 
 if TYPE_CHECKING:
+    import torch
+
     from registry.records import ModelVersion
     from registry.store import Registry
 
