@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from monitors.log_counts import COUNTS_SUFFIX, counts_name, read_lines
-from monitors.log_segments import SegmentName, fsync_dir
-from registry.names import check_model_name
+from monitors.log_segments import SegmentName, first_free_seq, fsync_dir, version_folder
 
 __all__ = ["CountsWriter"]
 
@@ -169,21 +168,10 @@ class CountsWriter:
             raise
 
     def _open_file(self, model: str, version: int, ts: float) -> _OpenFile:
-        folder = self.directory / check_model_name(model) / str(int(version))
-        if not folder.is_dir():
-            folder.mkdir(parents=True, exist_ok=True)
-            fsync_dir(folder.parent)
-            fsync_dir(self.directory)
+        folder = version_folder(self.directory, model, version)
         seq = self._next_seq.get(folder)
         if seq is None:
-            seq = 1 + max(
-                (
-                    n.seq
-                    for p in folder.iterdir()
-                    if (n := counts_name(p)) is not None and n.replica == self.replica
-                ),
-                default=0,
-            )
+            seq = first_free_seq(folder, self.replica, counts_name)
         while True:
             path = folder / (SegmentName(math.floor(ts), self.replica, seq).stem + COUNTS_SUFFIX)
             seq += 1

@@ -32,6 +32,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from registry.artifacts import fsync_dir
+from registry.names import check_model_name
 
 __all__ = [
     "LAYOUT_KEY",
@@ -52,10 +54,12 @@ __all__ = [
     "SegmentName",
     "check_replica",
     "convert_stream",
+    "first_free_seq",
     "fsync_dir",
     "log_metadata",
     "parquet_max_ts_us",
     "read_stream",
+    "version_folder",
 ]
 
 LAYOUT_KEY = b"mlgate"
@@ -188,3 +192,21 @@ def parquet_max_ts_us(path: Path) -> int | None:
     metadata = pq.read_metadata(path).metadata or {}
     value = json.loads(metadata.get(LOG_KEY, b"{}")).get("max_ts_us")
     return int(value) if value is not None else None
+
+
+def version_folder(directory: Path, model: str, version: int) -> Path:
+    """A version's folder in the log, created (and its creation made durable) if needed."""
+    folder = directory / check_model_name(model) / str(int(version))
+    if not folder.is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+        fsync_dir(folder.parent)
+        fsync_dir(directory)
+    return folder
+
+
+def first_free_seq(folder: Path, replica: str, parse: Callable[[Path], SegmentName | None]) -> int:
+    """One past the highest sequence number `replica` has used among `parse`'s files."""
+    return 1 + max(
+        (n.seq for p in folder.iterdir() if (n := parse(p)) is not None and n.replica == replica),
+        default=0,
+    )

@@ -38,11 +38,12 @@ from monitors.log_segments import (
     TMP_SUFFIX,
     SegmentName,
     convert_stream,
+    first_free_seq,
     fsync_dir,
     parquet_max_ts_us,
     read_stream,
+    version_folder,
 )
-from registry.names import check_model_name
 
 __all__ = ["SegmentWriter"]
 
@@ -186,21 +187,10 @@ class SegmentWriter:
     def _open_segment(
         self, model: str, version: int, schema: pa.Schema, oldest_ts: float
     ) -> _OpenSegment:
-        folder = self.directory / check_model_name(model) / str(int(version))
-        if not folder.is_dir():
-            folder.mkdir(parents=True, exist_ok=True)
-            fsync_dir(folder.parent)
-            fsync_dir(self.directory)
+        folder = version_folder(self.directory, model, version)
         seq = self._next_seq.get(folder)
         if seq is None:
-            seq = 1 + max(
-                (
-                    n.seq
-                    for p in folder.iterdir()
-                    if (n := SegmentName.parse(p)) is not None and n.replica == self.replica
-                ),
-                default=0,
-            )
+            seq = first_free_seq(folder, self.replica, SegmentName.parse)
         while True:
             stem = SegmentName(math.floor(oldest_ts), self.replica, seq).stem
             path = folder / (stem + STREAM_SUFFIX)
