@@ -15,6 +15,7 @@ does not grow with traffic.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -259,19 +260,26 @@ def judge(
     relative_tolerance: float,
     what: str = "realised",
 ) -> Verdict:
-    """Worse when the whole interval is past the baseline by more than the tolerance."""
+    """Worse when the difference from the baseline is past the tolerance with 95 % confidence.
+
+    The baseline is an estimate too (on the evaluation rows registered with the version),
+    so the interval of the difference combines both figures' intervals (their half-widths
+    in quadrature): a baseline measured on few rows needs a larger fall to be sure of it.
+    """
     margin = relative_tolerance * abs(baseline.value) if metric in RELATIVE_METRICS else tolerance
+    spread = math.hypot((figure.upper - figure.lower) / 2, (baseline.upper - baseline.lower) / 2)
     shown = f"{what} {metric} {figure.value:.3f} [{figure.lower:.3f}, {figure.upper:.3f}]"
     if figure.higher_is_better:
         bound = baseline.value - margin
-        worse = figure.upper < bound
-        side = "below" if worse else "not below"
+        worse = figure.value + spread < bound
+        side = "below" if worse else "not surely below"
     else:
         bound = baseline.value + margin
-        worse = figure.lower > bound
-        side = "above" if worse else "not above"
+        worse = figure.value - spread > bound
+        side = "above" if worse else "not surely above"
     text = (
         f"{shown} on {figure.n} rows is {side} the baseline {baseline.value:.3f} "
-        f"{'-' if figure.higher_is_better else '+'} {margin:.3f}"
+        f"[{baseline.lower:.3f}, {baseline.upper:.3f}] "
+        f"{'-' if figure.higher_is_better else '+'} {margin:.3f} (±{spread:.3f} for both)"
     )
     return Verdict(worse, bound, text)
