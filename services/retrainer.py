@@ -28,7 +28,6 @@ reason and no traceback; a trainer that raises keeps its traceback in the log.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -38,7 +37,6 @@ from typing import Any
 
 import numpy as np
 
-from exporters import export
 from monitors.feedback import FeedbackStore
 from monitors.labelled_window import labelled_window
 from monitors.monitor import task_store
@@ -46,15 +44,11 @@ from monitors.quality.policy_store import PolicyStore, effective_limits
 from monitors.settings import MonitorSettings
 from monitors.task_records import Task
 from monitors.tasks import TaskStore
-from registry.entrypoints import resolve_entrypoint
 from registry.errors import MlgateError
-from registry.lineage import Dataset
-from registry.quality.problem import Problem
 from registry.quality.profile import Evaluation, read_evaluation
 from registry.records import ModelVersion
-from registry.reference import REFERENCE_FILE, read_reference
 from registry.store import Registry
-from registry.training import TrainingContext, TrainingResult
+from services.retrain_candidate import Candidates, Stop
 from services.retrain_judge import Judgement, judge_candidate
 
 __all__ = ["RetrainSettings", "Retrainer"]
@@ -93,14 +87,6 @@ class RetrainSettings:
         return cls(**values)
 
 
-class _Stop(MlgateError):
-    """The task ends (or waits) for a reason a person reads, not a bug: no traceback."""
-
-    def __init__(self, status: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 class Retrainer:
     def __init__(
         self,
@@ -119,6 +105,7 @@ class Retrainer:
         self.policies = PolicyStore(registry.db)
         self.worker = worker
         self._announce = announce
+        self.candidates = Candidates(registry, self.tasks, self.settings.seed, self.settings.params)
 
     def run_next(self) -> Task | None:
         """Claim the oldest open task this worker may take and retrain it; None if none."""
@@ -149,12 +136,12 @@ class Retrainer:
         started = time.perf_counter()
         try:
             candidate, judgement, facts = self._work(task, candidate_version)
-        except _Stop as stop:
+        except Stop as stop:
             log.warning("retraining task %s: %s", task.id, stop.message)
             return self._stop(task, stop, started)
         except Exception as exc:
             log.exception("retraining task %s failed", task.id)
-            return self._stop(task, _Stop("failed", f"retraining failed: {_brief(exc)}"), started)
+            return self._stop(task, Stop("failed", f"retraining failed: {_brief(exc)}"), started)
         outcome = {
             **facts,
             **judgement.to_json(),
@@ -195,7 +182,7 @@ class Retrainer:
             return self._tell(rejected)
         return task  # a person decides (mlgate tasks approve|reject)
 
-    def _stop(self, task: Task, stop: _Stop, started: float) -> Task:
+    def _stop(self, task: Task, stop: Stop, started: float) -> Task:
         seconds = round(time.perf_counter() - started, 2)
         latest = self.tasks.get(task.id)
         if latest.candidate_version is not None and stop.status == "failed":
@@ -226,9 +213,9 @@ class Retrainer:
         serving = self.registry.get(f"{task.model}:{task.serving_version}")
         problem = serving.problem
         if candidate_version is None:
-            self._trainer(task, serving)  # no trainer: a person retrains; say so first
+            self.candidates.trainer(task, serving)  # no trainer: a person retrains; say so first
         if problem is None:
-            raise _Stop(
+            raise Stop(
                 "failed",
                 (
                     f"{serving.ref}'s task is unknown, so no candidate can be judged against it "
@@ -251,9 +238,9 @@ class Retrainer:
         held = np.sort(order[: max(1, int(len(order) * self.settings.holdout_fraction))])
         kept = np.sort(order[len(held) :])
         if candidate_version is None:
-            candidate = self._train(task, serving, problem, window, held, kept)
+            candidate = self.candidates.train(task, serving, problem, window, held, kept)
         else:
-            candidate = self._person_candidate(task, serving, candidate_version)
+            candidate = self.candidates.person(task, serving, candidate_version)
         inputs, _ = window.tensors()
         limits = effective_limits(self.monitor_settings, self.policies.overrides(*_key(task)))
         judgement = judge_candidate(
@@ -291,120 +278,14 @@ class Retrainer:
         )
         since = task.window_end or task.created_at
         if datetime.now(UTC) - since > timedelta(seconds=self.settings.horizon_s):
-            raise _Stop("failed", f"{what}, and the label horizon has passed")
-        raise _Stop("open", f"waiting for labels: {what}")
-
-    def _train(
-        self,
-        task: Task,
-        serving: ModelVersion,
-        problem: Problem,
-        window: Any,
-        held: np.ndarray,
-        kept: np.ndarray,
-    ) -> ModelVersion:
-        entrypoint, trainer = self._trainer(task, serving)
-        frame = window.frame.reset_index(drop=True)
-        recorded = serving.lineage.get("params", {})
-        params = {**{k: v for k, v in recorded.items() if k != "seed"}, **self.settings.params}
-        context = TrainingContext(
-            window=frame.iloc[kept].reset_index(drop=True),
-            label_columns=window.label_columns,
-            reference=self._reference(serving),
-            parent=serving.ref,
-            task_id=task.id,
-            seed=self.settings.seed,
-            params=params,
-        )
-        result: TrainingResult = trainer(
-            context.window, params, seed=self.settings.seed, context=context
-        )
-        holdout = frame.iloc[held]
-        result.datasets = [
-            *result.datasets,
-            Dataset.from_frame(
-                holdout[[c for c in holdout.columns if c not in ("ts", "replica")]],
-                name="holdout",
-                source=f"retraining-task://{task.id}#holdout",
-                role="evaluation",
-            ),
-        ]
-        inherited = {} if result.task is not None else _declared(problem)
-        candidate = result.register(
-            self.registry,
-            task.model,
-            trainer=entrypoint,
-            parent=serving.ref,
-            task_id=str(task.id),
-            candidate=True,
-            **inherited,
-        )
-        self.tasks.note(task.id, candidate_version=candidate.version)
-        gate = export(self.registry, candidate.ref, "onnx")
-        if not gate.passed:
-            raise _Stop("failed", f"{candidate.ref}'s ONNX export failed the parity gate")
-        return self.registry.get(candidate.ref)
-
-    def _trainer(self, task: Task, serving: ModelVersion) -> tuple[str, Any]:
-        """The serving version's trainer entrypoint, or `needs-trainer` saying what to do."""
-        entrypoint = serving.lineage.get("trainer")
-        unknown = (
-            ""
-            if serving.problem is not None
-            else (
-                f" (and register it with --task: {serving.ref}'s task is unknown, so no candidate "
-                "can be judged against it until a version declares it)"
-            )
-        )
-        if not entrypoint:
-            raise _Stop(
-                "needs-trainer",
-                (
-                    f"{serving.ref} records no trainer entrypoint, so mlgate cannot retrain it: "
-                    f"retrain it elsewhere on the task's window, register the result with "
-                    f"--parent {serving.ref} --candidate, and run `mlgate retrain {task.id} "
-                    f"--candidate VERSION` to judge it{unknown}"
-                ),
-            )
-        trainer = resolve_entrypoint(entrypoint, "trainer entrypoint")
-        if "context" not in inspect.signature(trainer).parameters:
-            raise _Stop(
-                "needs-trainer",
-                (
-                    f"the trainer {entrypoint} takes no `context` argument, so it cannot be "
-                    "handed a retraining window (see registry/training.py)"
-                ),
-            )
-        return entrypoint, trainer
-
-    def _person_candidate(self, task: Task, serving: ModelVersion, version: int) -> ModelVersion:
-        candidate = self.registry.get(f"{task.model}:{version}")
-        self.tasks.note(task.id, candidate_version=candidate.version)
-        if candidate.parent != serving.ref:
-            raise _Stop(
-                "failed",
-                (
-                    f"{candidate.ref}'s parent is {candidate.parent}, not the serving version "
-                    f"{serving.ref}; register it with --parent {serving.ref}"
-                ),
-            )
-        if candidate.servable_artifact("onnx") is None:
-            gate = export(self.registry, candidate.ref, "onnx")
-            if not gate.passed:
-                raise _Stop("failed", f"{candidate.ref}'s ONNX export failed the parity gate")
-        return self.registry.get(candidate.ref)
+            raise Stop("failed", f"{what}, and the label horizon has passed")
+        raise Stop("open", f"waiting for labels: {what}")
 
     def _evaluation(self, version: ModelVersion) -> Evaluation | None:
         artifact = version.artifact("quality")
         if artifact is None:
             return None
         return read_evaluation(self.registry.open_artifact(artifact))
-
-    def _reference(self, version: ModelVersion) -> Any:
-        artifact = version.artifact("reference")
-        if artifact is None:
-            return None
-        return read_reference(self.registry.open_artifact(artifact) / REFERENCE_FILE).frame
 
     def _tell(self, task: Task) -> Task:
         if self._announce is not None:
@@ -414,17 +295,6 @@ class Retrainer:
 
 def _key(task: Task) -> tuple[str, int]:
     return task.model, task.serving_version
-
-
-def _declared(problem: Problem) -> dict[str, Any]:
-    """The serving version's problem, for a candidate whose trainer did not declare one."""
-    return {
-        "task": problem.task,
-        "output_kind": problem.output_kind,
-        "threshold": problem.threshold,
-        "classes": problem.classes if problem.output_kind == "labels" else None,
-        "quality_output": problem.output,
-    }
 
 
 def _brief(exc: BaseException) -> str:
