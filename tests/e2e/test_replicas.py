@@ -42,6 +42,8 @@ def _env(shared: Path) -> dict[str, str]:
     return {
         **LOOP_ENV,
         "MLGATE_RETRAINER": "off",
+        # The traffic stops once a task opens: retrain on what its window holds by then.
+        "MLGATE_RETRAIN_MIN_LABELLED_ROWS": "200",
         "MLGATE_DRIFT_MONITOR": "external",
         "MLGATE_ARTIFACTS_URL": f"file://{shared / 'artifacts'}",
         "MLGATE_LOG_DIR": str(shared / "inference_log"),
