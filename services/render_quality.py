@@ -101,7 +101,7 @@ def quality_view(check: Mapping[str, Any], limit: int = 12) -> Group:
 
 
 def _buckets(buckets: list[Mapping[str, Any]], metric: str | None, limit: int) -> Table:
-    table = Table(title="buckets (by prediction time, newest first)")
+    table = Table(title="buckets (by prediction time, UTC, newest first)")
     for column in (
         "from",
         "predictions",
@@ -114,13 +114,13 @@ def _buckets(buckets: list[Mapping[str, Any]], metric: str | None, limit: int) -
         table.add_column(column)
     for bucket in buckets[:limit]:
         table.add_row(
-            datetime.fromtimestamp(bucket["start_s"], UTC).isoformat()[:19],
+            datetime.fromtimestamp(bucket["start_s"], UTC).strftime("%m-%d %H:%M:%S"),
             str(bucket["seen"]),
             str(bucket["sampled"]),
             str(bucket["labelled"]),
             f"{bucket['coverage']:.0%}",
-            escape(figure_text(bucket.get("realised"))),
-            escape(figure_text(bucket.get("estimated"))),
+            escape(_compact(bucket.get("realised"))),
+            escape(_compact(bucket.get("estimated"))),
         )
     if len(buckets) > limit:
         table.caption = f"{len(buckets) - limit} older buckets in --json"
@@ -169,6 +169,12 @@ def policy_table(effective: Mapping[str, Any], overrides: Mapping[str, Any]) -> 
     for key, value in effective.items():
         table.add_row(key, escape(str(value)), "override" if key in overrides else "default")
     return table
+
+
+def _compact(figure: Mapping[str, Any] | None) -> str:
+    if not figure:
+        return "-"
+    return f"{figure['value']:.3f} [{figure['lower']:.3f}, {figure['upper']:.3f}]"
 
 
 def _coverage(held: Mapping[str, Any]) -> str:

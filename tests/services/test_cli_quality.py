@@ -40,25 +40,23 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+def register(home: Path, files: Path, *options: str, code: int = 0) -> Result:
+    """`mlgate register sensor --onnx model.onnx OPTIONS...`."""
+    return mlgate(home, "register", "sensor", "--onnx", str(files / "model.onnx"), *options,
+                  code=code)  # fmt: skip
+
+
+def labelled(files: Path, label: str = LABEL) -> tuple[str, ...]:
+    """The options that register the evaluation file with its label column."""
+    return ("--features", ",".join(FEATURES), "--eval-dataset",
+            f"valid={files / 'valid.parquet'}", "--label", label)  # fmt: skip
+
+
 def test_register_with_a_label_gets_a_baseline_and_show_prints_it(
     tmp_path: Path, files: Path
 ) -> None:
     home = tmp_path / "home"
-    mlgate(
-        home,
-        "register",
-        "sensor",
-        "--onnx",
-        str(files / "model.onnx"),
-        "--reference",
-        str(files / "reference.parquet"),
-        "--features",
-        ",".join(FEATURES),
-        "--eval-dataset",
-        f"valid={files / 'valid.parquet'}",
-        "--label",
-        LABEL,
-    )
+    register(home, files, "--reference", str(files / "reference.parquet"), *labelled(files))
     shown = " ".join(mlgate(home, "show", "sensor").stdout.split())
     assert "binary · probabilities in 'p' · inferred" in shown
     assert "baseline on 1000 evaluation rows: accuracy" in shown
@@ -67,43 +65,11 @@ def test_register_with_a_label_gets_a_baseline_and_show_prints_it(
     assert document["problem"]["task"] == "binary"
     assert document["quality"]["baseline"]["figures"]["roc_auc"]["n"] == 1000
     # Declared, with a threshold; and declarations that cannot hold are one-line errors.
-    mlgate(
-        home,
-        "register",
-        "sensor",
-        "--onnx",
-        str(files / "model.onnx"),
-        "--task",
-        "binary",
-        "--threshold",
-        "0.3",
-    )
+    register(home, files, "--task", "binary", "--threshold", "0.3")
     assert Registry(home=home).get("sensor:2").problem.threshold == 0.3  # type: ignore[union-attr]
-    bad = mlgate(
-        home,
-        "register",
-        "sensor",
-        "--onnx",
-        str(files / "model.onnx"),
-        "--task",
-        "regression",
-        "--output-kind",
-        "logits",
-        code=1,
-    )
+    bad = register(home, files, "--task", "regression", "--output-kind", "logits", code=1)
     assert "a regression model's output kind is one of values" in bad.stderr
-    missing = mlgate(
-        home,
-        "register",
-        "sensor",
-        "--onnx",
-        str(files / "model.onnx"),
-        "--eval-dataset",
-        f"valid={files / 'valid.parquet'}",
-        "--label",
-        "nope",
-        code=1,
-    )
+    missing = register(home, files, *labelled(files, "nope"), code=1)
     assert "--label 'nope' is not a column" in missing.stderr
 
 
@@ -111,19 +77,7 @@ def test_quality_check_shows_the_figures_and_the_policy_can_be_tuned(
     tmp_path: Path, files: Path
 ) -> None:
     home = tmp_path / "home"
-    mlgate(
-        home,
-        "register",
-        "sensor",
-        "--onnx",
-        str(files / "model.onnx"),
-        "--features",
-        ",".join(FEATURES),
-        "--eval-dataset",
-        f"valid={files / 'valid.parquet'}",
-        "--label",
-        LABEL,
-    )
+    register(home, files, *labelled(files))
     none = mlgate(home, "quality", "sensor", code=1)
     assert "no quality evaluation is stored for sensor" in none.stderr
     log_with_labels(home, "sensor", 400)
