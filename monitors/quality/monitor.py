@@ -36,6 +36,7 @@ import numpy as np
 from monitors.feedback import FeedbackStore
 from monitors.log_reader import read_log
 from monitors.quality.buckets import Bucket, BucketStore
+from monitors.quality.fallbacks import early_baseline, problem_from_feedback
 from monitors.quality.figures import (
     QualityThresholds,
     Rolling,
@@ -46,6 +47,8 @@ from monitors.quality.figures import (
 )
 from monitors.quality.labels import LabelTally, join, label_lookup
 from monitors.quality.store import QualityCheck, QualityStore
+from registry.quality.metrics import Figure
+from registry.quality.problem import Problem
 from registry.quality.profile import QualityProfile, read_profile
 from registry.records import ModelVersion
 from registry.store import Registry
@@ -124,13 +127,14 @@ class QualityMonitor:
         }
         recent = buckets.recent(horizon.timestamp())
         buckets.save(recent)
-        self._write_state(model, version, state)
+        if problem is None:
+            problem = self._problem_from_feedback(record, recent, state, limits)
         calibration = None if profile is None else profile.calibration
         summaries = [self._summary(model, version, b, problem, calibration, limits) for b in recent]
         previous = self.store.latest(model, version)
         result: dict[str, Any] = {
             "problem": None if problem is None else problem.to_json(),
-            "reason": "" if problem is not None else _unknown(record, profile),
+            "reason": "" if problem is not None else _unknown(record, profile, limits),
             "baseline": None,
             "baseline_reason": "" if profile is None else profile.baseline_reason,
             "realised": None,
@@ -152,9 +156,20 @@ class QualityMonitor:
                 if profile is None or profile.baseline is None
                 else (profile.baseline.figures.get(metric))
             )
-            result["baseline"] = None if baseline is None else baseline.to_json()
+            result["baseline_source"] = "evaluation data registered with the version"
             if profile is not None and profile.baseline is not None and baseline is None:
                 result["baseline_reason"] = profile.baseline.missing.get(metric, "")
+            if baseline is None:
+                baseline = self._early_baseline(recent, problem, metric, state, limits)
+                result["baseline_source"] = (
+                    None
+                    if baseline is None
+                    else (
+                        f"the version's first {baseline.n} labelled predictions (no evaluation "
+                        "data was registered: weaker evidence)"
+                    )
+                )
+            result["baseline"] = None if baseline is None else baseline.to_json()
             result["realised"] = self._held(realised, metric, baseline, limits, "realised")
             result["estimated"] = self._held(estimated, metric, baseline, limits, "estimated")
             result["labels"]["unusable_in_window"] = unusable
@@ -163,6 +178,7 @@ class QualityMonitor:
                 worse = bool((result[name].get("verdict") or {}).get("worse"))
                 result["streaks"][name] = int(streaks.get(name, 0)) + 1 if worse else 0
             status = _status(realised, baseline, result["realised"])
+        self._write_state(model, version, state)
         return QualityCheck(model, version, now, status, metric, labelled, result)
 
     # ---------------------------------------------------------------- reading
@@ -219,6 +235,32 @@ class QualityMonitor:
             (b, None) for b in buckets.recent(horizon.timestamp())
         ]
         state.tally.add_delays(join(recent, lookup))
+
+    # ---------------------------------------------------------------- fallbacks
+
+    @staticmethod
+    def _problem_from_feedback(
+        record: ModelVersion, recent: list[Bucket], state: _State, limits: QualityThresholds
+    ) -> Problem | None:
+        if state.inferred is None:
+            found = problem_from_feedback(record.signature, recent, limits.min_labels)
+            state.inferred = None if found is None else found.to_json()
+        return None if state.inferred is None else Problem.from_json(state.inferred)
+
+    @staticmethod
+    def _early_baseline(
+        recent: list[Bucket],
+        problem: Problem,
+        metric: str,
+        state: _State,
+        limits: QualityThresholds,
+    ) -> Figure | None:
+        frozen = state.early or {}
+        if frozen.get("metric") != metric:
+            figure = early_baseline(recent, problem, metric, limits)
+            state.early = None if figure is None else {"metric": metric, **figure.to_json()}
+            frozen = state.early or {}
+        return None if not frozen else Figure.from_json(frozen)
 
     # ---------------------------------------------------------------- figures
 
@@ -286,6 +328,8 @@ class QualityMonitor:
             datetime.fromisoformat(data["read_until"]),
             datetime.fromisoformat(data["labels_until"]),
             LabelTally.from_json(data.get("tally") or {}),
+            data.get("inferred"),
+            data.get("early"),
         )
 
     def _write_state(self, model: str, version: int, state: _State) -> None:
@@ -298,6 +342,8 @@ class QualityMonitor:
                     "read_until": state.read_until.isoformat(),
                     "labels_until": state.labels_until.isoformat(),
                     "tally": state.tally.to_json(),
+                    "inferred": state.inferred,
+                    "early": state.early,
                 }
             ),
             encoding="utf-8",
@@ -313,6 +359,10 @@ class _State:
     read_until: datetime
     labels_until: datetime
     tally: LabelTally
+    inferred: dict[str, Any] | None = None
+    """The problem the feedback showed (a version registered without one), once found."""
+    early: dict[str, Any] | None = None
+    """The baseline from the first labelled predictions (no evaluation data), frozen."""
 
 
 def _status(realised: Rolling, baseline: Any, held: dict[str, Any]) -> str:
@@ -324,9 +374,14 @@ def _status(realised: Rolling, baseline: Any, held: dict[str, Any]) -> str:
     return "degraded" if verdict.get("worse") else "holding"
 
 
-def _unknown(record: ModelVersion, profile: QualityProfile | None) -> str:
+def _unknown(
+    record: ModelVersion, profile: QualityProfile | None, limits: QualityThresholds
+) -> str:
     reason = profile.problem_reason if profile is not None else record.problem_reason
-    return f"no quality figures: the model's task is unknown ({reason})"
+    return (
+        f"no quality figures: the model's task is unknown ({reason}); once "
+        f"{limits.min_labels} labels have come back, they may show it"
+    )
 
 
 def _thresholds_json(limits: QualityThresholds) -> dict[str, Any]:

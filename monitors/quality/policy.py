@@ -126,7 +126,7 @@ class DecisionPolicy:
         now: datetime | None = None,
     ) -> Decision:
         now = now or datetime.now(UTC)
-        result = check.result
+        result = {**check.result, "metric": check.metric}
         context = self._context(check, drift, importance)
         latest = drift[0] if drift else None
         breaches = _breaches(latest)
@@ -238,7 +238,7 @@ class DecisionPolicy:
         self, check: QualityCheck, drift: Sequence[DriftCheck], importance: Importance | None
     ) -> dict[str, Any]:
         """What every decision carries: the figures with intervals, counts, top features."""
-        result = check.result
+        result = {**check.result, "metric": check.metric}
         latest = drift[0] if drift else None
         context: dict[str, Any] = {
             "metric": check.metric,

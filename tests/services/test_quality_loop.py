@@ -278,7 +278,7 @@ async def test_a_fall_only_the_estimate_sees_before_labels_opens_a_task_that_wai
         assert "waiting for labels" in waiting.outcome["waiting"]
 
 
-async def test_a_model_whose_task_is_unknown_still_serves_and_says_why(
+async def test_a_model_whose_task_is_unknown_says_why_until_its_labels_show_it(
     sqlite_registry: Registry, tmp_path: Path
 ) -> None:
     # Registered from a module with reference data and no labels: one float per row could
@@ -289,33 +289,35 @@ async def test_a_model_whose_task_is_unknown_still_serves_and_says_why(
     version = sqlite_registry.register(
         make_mlp(), "mlp", torch.randn(4, 6), feature_names=list("abcdef"), reference=reference
     )
+    assert version.problem is None
     assert export(sqlite_registry, version.ref, "onnx").passed
     sqlite_registry.set_alias("mlp", "production", 1, reason="test")
     async for loop in open_loop(sqlite_registry, "mlp", "binary"):
-        rng = np.random.default_rng(0)
+        x = np.random.default_rng(0).standard_normal((300, 6)).astype(np.float32)
         for i in range(300):
-            body = {
-                "id": f"m{i}",
-                "inputs": [
-                    {
-                        "name": "x",
-                        "shape": [1, 6],
-                        "datatype": "FP32",
-                        "data": rng.standard_normal(6).tolist(),
-                    }
-                ],
-            }
-            assert (
-                await loop.gateway.client.post("/v2/models/mlp/infer", json=body)
-            ).status_code == 200
+            tensor = {"name": "x", "shape": [1, 6], "datatype": "FP32", "data": x[i].tolist()}
+            body = {"id": f"m{i}", "inputs": [tensor]}
+            answer = await loop.gateway.client.post("/v2/models/mlp/infer", json=body)
+            assert answer.status_code == 200
         loop.sent = 300
-        feedback = {"feedback": [{"id": f"m{i}", "label": 0.3} for i in range(300)]}
-        assert (
-            await loop.gateway.client.post("/v1/models/mlp/feedback", json=feedback)
-        ).status_code == 200
         step = await loop.round()
         assert step.quality.status == "unknown"
-        assert "task is unknown" in step.quality.result["reason"]
-        assert "declare it at registration" in step.quality.result["reason"]
+        reason = step.quality.result["reason"]
+        assert "task is unknown" in reason
+        assert "declare it at registration" in reason
+        assert "once 200 labels have come back" in reason
         shown = (await loop.gateway.client.get("/monitoring/models/mlp/quality")).json()
         assert shown["status"] == "unknown"
+        # The truth comes back as 0/1 for outputs in [0, 1]: a binary classifier, and a
+        # baseline from its first labelled predictions, each said to be so.
+        truth = (x[:, 0] > 0).astype(int)
+        feedback = {"feedback": [{"id": f"m{i}", "label": int(v)} for i, v in enumerate(truth)]}
+        answer = await loop.gateway.client.post("/v1/models/mlp/feedback", json=feedback)
+        assert answer.status_code == 200
+        await asyncio.sleep(5.5)  # labels are read up to 5 s back (a commit's margin)
+        later = await loop.round()
+        result = later.quality.result
+        assert result["problem"]["task"] == "binary"
+        assert result["problem"]["source"] == "feedback"
+        assert "first 300 labelled predictions" in result["baseline_source"]
+        assert later.quality.status == "holding"  # the same rows: no fall from itself
