@@ -164,3 +164,38 @@ def test_two_worker_processes_never_claim_the_same_task(registry: Registry, tmp_
     assert sorted(claimed[0] + claimed[1]) == sorted(ids)  # every task once, none twice
     assert not set(claimed[0]) & set(claimed[1])
     assert all(t.status == "running" for t in store.list(limit=100))
+
+
+def test_a_task_without_a_window_gets_the_last_day_and_notes_do_not_move_it(
+    registry: Registry,
+) -> None:
+    store = TaskStore(registry.db, default_window_s=86400)
+    opened = store.open("m", 1, "manual", evidence={}, source="cli", actor="alice", now=NOW)
+    assert opened.task is not None
+    assert opened.task.window_start == NOW - timedelta(days=1)
+    assert opened.task.window_end == NOW
+    assert store.last_opened("m") == NOW
+    assert store.last_opened("other") is None
+    running = store.claim("w", now=NOW)
+    assert running is not None
+    noted = store.note(running.id, candidate_version=4, outcome={"rows": 10})
+    assert (noted.status, noted.candidate_version, noted.outcome["rows"]) == ("running", 4, 10)
+    with pytest.raises(NotFound):
+        store.note(999, candidate_version=1)
+
+
+def test_a_worker_skips_tasks_for_a_person_and_tasks_waiting_for_labels(
+    registry: Registry,
+) -> None:
+    store = TaskStore(registry.db)
+    store.open("m", 1, "data_quality", evidence={}, source="monitor", actor="t", now=NOW)
+    waiting = open_one(store, "w")
+    assert waiting.task is not None
+    claimed = store.claim("worker", now=NOW)
+    assert claimed is not None
+    assert claimed.id == waiting.task.id
+    later = (NOW + timedelta(minutes=5)).isoformat()
+    store.transition(claimed.id, "open", reason="waiting for labels", actor="worker",
+                     outcome={"retry_after": later, "waiting": "3 of 200"}, now=NOW)  # fmt: skip
+    assert store.claim("worker", now=NOW) is None  # the data_quality one is a person's
+    assert store.claim("worker", now=NOW + timedelta(minutes=6)) is not None
