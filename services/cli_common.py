@@ -30,6 +30,7 @@ __all__ = [
     "app",
     "emit_json",
     "err",
+    "key_values",
     "out",
     "progress",
     "reports_errors",
@@ -123,6 +124,22 @@ def progress(title: str) -> Iterator[Any]:
             bar.update(task, description=f"{title}: {STAGES.get(stage, stage)}")
 
         yield step
+
+
+def key_values(items: list[str] | tuple[str, ...], option: str) -> dict[str, Any]:
+    """`KEY=VALUE` options: each value as JSON when it parses (numbers, lists), else text."""
+    from registry.errors import BadRequest
+
+    parsed: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise BadRequest(f"{option} {item!r}: expected KEY=VALUE")
+        try:
+            parsed[key] = json.loads(text)
+        except json.JSONDecodeError:
+            parsed[key] = text
+    return parsed
 
 
 def emit_json(data: Any) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from services.cli_common import JsonOption, app, emit_json, out, reports_errors
+from services.cli_common import JsonOption, app, emit_json, key_values, out, reports_errors
 
 __all__ = ["policy", "quality"]
 
@@ -90,24 +90,14 @@ def policy(
 ) -> None:
     """Show or change the decision policy's thresholds for a model or one version (tolerance,
     minimum labels, drift importance, a retraining schedule, data-quality limits)."""
-    import json
 
     from monitors.quality.policy_store import KEYS, PolicyStore, effective_limits
-    from registry.errors import BadRequest
     from services.render_quality import policy_table
 
     registry = ctx.obj.registry()
     registry.get(name if version is None else f"{name}:{version}")  # 404s
     store = PolicyStore(registry.db)
-    changes: dict[str, Any] = {}
-    for item in set_values or []:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
-            raise BadRequest(f"--set {item!r}: expected KEY=VALUE")
-        try:
-            changes[key] = json.loads(text)
-        except json.JSONDecodeError:
-            changes[key] = text
+    changes = key_values(list(set_values or []), "--set")
     if changes or unset:
         store.update(
             name, version, set_values=changes, unset=tuple(unset or ()), actor=registry.actor()

@@ -18,6 +18,7 @@ from registry.quality.profile import QualitySpec
 from registry.records import ModelVersion
 from registry.signature import TensorSpec
 from registry.store import Registry
+from services.cli_common import key_values
 
 __all__ = ["register"]
 
@@ -193,16 +194,7 @@ def _datasets(items: Sequence[str], role: str) -> list[Dataset]:
 
 
 def _params(items: Sequence[str]) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise InvalidModelInput(f"param {item!r}: expected KEY=VALUE")
-        try:
-            params[key] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key] = value
-    return params
+    return key_values(list(items), "--param")
 
 
 def _metrics(items: Sequence[str]) -> dict[str, Metric]:
