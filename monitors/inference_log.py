@@ -57,15 +57,11 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
-import os
 import random
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -73,7 +69,7 @@ import pyarrow as pa
 
 from monitors.log_batches import PendingRecord, build_batches
 from monitors.log_counts_writer import CountsWriter
-from monitors.log_segments import check_replica
+from monitors.log_settings import LogSettings
 from monitors.log_writer import SegmentWriter
 from monitors.recent_ids import RecentIds, RecentModelIds
 from monitors.sampling import Sampler
@@ -83,51 +79,6 @@ __all__ = ["InferenceLog", "LogSettings"]
 
 log = logging.getLogger("mlgate.monitors")
 _ERROR_LOG_INTERVAL_S = 60.0
-
-
-def _default_replica() -> str:
-    host = "".join(c if c.isalnum() or c in "._-" else "_" for c in socket.gethostname())
-    return f"{host or 'host'}-{os.getpid()}"
-
-
-@dataclass(frozen=True, slots=True)
-class LogSettings:
-    directory: Path
-    sample_rate: float = 1.0
-    max_rows_per_s: float = 1000.0
-    flush_interval_s: float = 1.0
-    segment_max_bytes: int = 64 * 1024 * 1024
-    segment_max_age_s: float = 3600.0
-    retention_s: float = 7 * 24 * 3600.0
-    max_pending_rows: int = 100_000
-    replica: str = field(default_factory=_default_replica)
-    recent_ids: int = 200_000
-    """Request ids kept for `InferenceLog.recent_ids` (all models; 0: none)."""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "directory", Path(self.directory))
-        check_replica(self.replica)
-        positive = {
-            "max_rows_per_s": self.max_rows_per_s,
-            "flush_interval_s": self.flush_interval_s,
-            "segment_max_bytes": self.segment_max_bytes,
-            "segment_max_age_s": self.segment_max_age_s,
-            "max_pending_rows": self.max_pending_rows,
-        }
-        for name, value in positive.items():
-            if not value > 0:
-                raise ValueError(f"{name} must be positive, got {value}")
-        if self.recent_ids < 0:
-            raise ValueError(f"recent_ids must be >= 0, got {self.recent_ids}")
-        if not 0.0 <= self.sample_rate <= 1.0:
-            raise ValueError(f"sample_rate must be within [0, 1], got {self.sample_rate}")
-        # Retention also expires other replicas' streams by age; a live replica rotates
-        # its streams within segment_max_age_s, so a shorter retention could delete one.
-        if not self.retention_s > self.segment_max_age_s:
-            raise ValueError(
-                f"retention_s ({self.retention_s}) must exceed segment_max_age_s "
-                f"({self.segment_max_age_s})"
-            )
 
 
 class InferenceLog:

@@ -87,9 +87,11 @@ class Monitor:
         now = now or datetime.now(UTC)
         limits = self.limits(model, version)
         drift = self.drift.try_check(model, version)
-        check = self.quality.evaluate(model, version, thresholds=limits.quality, now=now)
-        profile = self.quality.profile(model, version)
         record = self.registry.get(f"{model}:{version}")
+        check = self.quality.evaluate(
+            model, version, thresholds=limits.quality, record=record, now=now
+        )
+        profile = self.quality.profile(model, version)
         decision = DecisionPolicy(limits.policy).decide(
             check,
             self.drift.store.history(model, version, limit=100),

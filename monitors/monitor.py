@@ -41,6 +41,7 @@ from monitors.log_reader import log_models, log_versions, read_log
 from monitors.quality.data_profile import ReferenceProfile, profile_reference
 from monitors.quality.data_quality import check_window
 from monitors.quality.data_result import DataQualityThresholds
+from monitors.quality.policy_store import effective_limits
 from monitors.settings import MonitorSettings
 from monitors.tasks import TaskStore
 from registry.errors import NotFound
@@ -168,14 +169,7 @@ class DriftMonitor:
 
     def _data_thresholds(self, model: str, version: int) -> DataQualityThresholds:
         if self._limits is None:
-            return DataQualityThresholds(
-                max_refused_share=self.settings.dq_max_refused_share,
-                warn_out_of_range_share=self.settings.dq_warn_out_of_range_share,
-                max_out_of_range_share=self.settings.dq_max_out_of_range_share,
-                warn_unseen_share=self.settings.dq_warn_unseen_share,
-                max_unseen_share=self.settings.dq_max_unseen_share,
-                max_missing_share=self.settings.dq_max_missing_share,
-            )
+            return effective_limits(self.settings, {}).data
         found: DataQualityThresholds = self._limits(model, version).data
         return found
 

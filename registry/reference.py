@@ -28,6 +28,7 @@ __all__ = [
     "Reference",
     "ReferenceInput",
     "build_reference",
+    "predict_in_chunks",
     "read_reference",
     "rebuild_tensors",
     "tensor_columns",
@@ -134,16 +135,22 @@ def build_reference(
         keep = np.sort(np.random.default_rng(seed).choice(total, size=max_rows, replace=False))
         inputs = {name: array[keep] for name, array in inputs.items()}
     rows = len(next(iter(inputs.values())))
-    chunks = [
-        predict({n: a[start : start + _PREDICT_CHUNK_ROWS] for n, a in inputs.items()})
-        for start in range(0, rows, _PREDICT_CHUNK_ROWS)
-    ]
-    outputs = {s.name: np.concatenate([c[s.name] for c in chunks]) for s in signature.outputs}
+    outputs = predict_in_chunks(predict, inputs)
     columns, layout = tensor_columns(signature, inputs, outputs)
     layout.update(rows=rows, sampled_from=total)
     table = pa.table(columns).replace_schema_metadata({_META_KEY: json.dumps(layout).encode()})
     pq.write_table(table, folder / REFERENCE_FILE)
     return layout
+
+
+def predict_in_chunks(predict: Predict, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`predict` over any number of rows, `_PREDICT_CHUNK_ROWS` at a time (bounded memory)."""
+    rows = len(next(iter(inputs.values())))
+    chunks = [
+        predict({n: a[start : start + _PREDICT_CHUNK_ROWS] for n, a in inputs.items()})
+        for start in range(0, rows, _PREDICT_CHUNK_ROWS)
+    ]
+    return {name: np.concatenate([c[name] for c in chunks]) for name in chunks[0]}
 
 
 def tensor_columns(

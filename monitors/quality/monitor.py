@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -106,12 +106,15 @@ class QualityMonitor:
         version: int,
         *,
         thresholds: QualityThresholds | None = None,
+        record: ModelVersion | None = None,
         now: datetime | None = None,
     ) -> QualityCheck:
-        """One round for one version (see the module doc); the result is not stored."""
+        """One round for one version (see the module doc); the result is not stored.
+
+        `record` is the version's registry record when the caller already read it."""
         now = now or datetime.now(UTC)
         limits = thresholds or self.settings.thresholds
-        record = self.registry.get(f"{model}:{version}")
+        record = record or self.registry.get(f"{model}:{version}")
         profile = self.profile(model, version)
         problem = profile.problem if profile is not None else record.problem
         buckets = self._store(model, version)
@@ -142,7 +145,7 @@ class QualityMonitor:
             "buckets": summaries,
             "labels": state.tally.to_json(),
             "streaks": {"realised": 0, "estimated": 0},
-            "thresholds": _thresholds_json(limits),
+            "thresholds": asdict(limits),
             "decision": None,
         }
         status, metric, labelled = "unknown", None, 0
@@ -382,16 +385,3 @@ def _unknown(
         f"no quality figures: the model's task is unknown ({reason}); once "
         f"{limits.min_labels} labels have come back, they may show it"
     )
-
-
-def _thresholds_json(limits: QualityThresholds) -> dict[str, Any]:
-    return {
-        "metric": limits.metric,
-        "tolerance": limits.tolerance,
-        "relative_tolerance": limits.relative_tolerance,
-        "min_labels": limits.min_labels,
-        "min_coverage": limits.min_coverage,
-        "window_rows": limits.window_rows,
-        "min_rows": limits.min_rows,
-        "consecutive": limits.consecutive,
-    }

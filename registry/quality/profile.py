@@ -34,7 +34,13 @@ from registry.quality.calibration import Calibration, fit_calibration
 from registry.quality.importance import Importance, feature_importance
 from registry.quality.metrics import Scores, score
 from registry.quality.problem import Problem, declare_problem, infer_problem, read_predictions
-from registry.reference import ReferenceInput, rebuild_tensors, reference_arrays, tensor_columns
+from registry.reference import (
+    ReferenceInput,
+    predict_in_chunks,
+    rebuild_tensors,
+    reference_arrays,
+    tensor_columns,
+)
 from registry.signature import Predict, Signature
 
 __all__ = [
@@ -53,7 +59,6 @@ PROFILE_FILE = "profile.json"
 EVALUATION_FILE = "evaluation.parquet"
 LABEL_COLUMN = "__label__"
 _META_KEY = b"mlgate"
-_CHUNK = 1024
 HOLDOUT_SHARE = 0.3
 
 EvaluationInput = pd.DataFrame | tuple[ReferenceInput, Any]
@@ -282,14 +287,7 @@ def _evaluation(
 def _outputs(
     predict: Predict, inputs: Mapping[str, np.ndarray] | None
 ) -> dict[str, np.ndarray] | None:
-    if not inputs:
-        return None
-    rows = len(next(iter(inputs.values())))
-    chunks = [
-        predict({n: a[start : start + _CHUNK] for n, a in inputs.items()})
-        for start in range(0, rows, _CHUNK)
-    ]
-    return {name: np.concatenate([c[name] for c in chunks]) for name in chunks[0]}
+    return predict_in_chunks(predict, inputs) if inputs else None
 
 
 def _write_evaluation(folder: Path, signature: Signature, evaluation: Evaluation) -> None:

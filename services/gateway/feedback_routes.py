@@ -35,14 +35,14 @@ def feedback_routes(settings: GatewaySettings) -> list[Route]:
         check_api_key(request.headers, settings.api_keys)
         monitoring: GatewayMonitoring = request.app.state.monitoring
         name = model_name(request.path_params["name"])
-        await asyncio.to_thread(monitoring.registry.get, name)  # 404 before reading the body
+        # 404 before reading the body; the labels are then checked against this problem.
+        problem = await asyncio.to_thread(_problem, monitoring, name)
         body = await read_body(request, settings.max_body_bytes)
         try:
             document = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise BadRequest(f"the request body is not valid JSON: {exc}") from None
         parsed = parse_feedback(document, max_items=settings.max_rows_per_request)
-        problem = await asyncio.to_thread(_problem, monitoring, name)
         check_labels(parsed, problem, name)
         receipt = await asyncio.to_thread(_store, monitoring, name, parsed)
         monitoring.metrics.count_feedback(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -81,7 +82,7 @@ def test_quality_check_shows_the_figures_and_the_policy_can_be_tuned(
     none = mlgate(home, "quality", "sensor", code=1)
     assert "no quality evaluation is stored for sensor" in none.stderr
     log_with_labels(home, "sensor", 400)
-    checked = json.loads(mlgate(home, "quality", "sensor", "--check", "--json").stdout)
+    checked = check_until_joined(home, 400)
     assert checked["status"] == "holding"
     assert checked["metric"] == "roc_auc"
     assert checked["realised"]["rows"] == 400
@@ -154,4 +155,17 @@ def log_with_labels(home: Path, model: str, rows: int) -> None:
         model, [FeedbackItem(f"q{i}", int(v)) for i, v in enumerate(data[LABEL])]
     )
     registry.close()
-    time.sleep(2.5)  # past the window's end margin (2 × the default 1 s flush interval)
+
+
+def check_until_joined(home: Path, labels: int) -> dict[str, Any]:
+    """`mlgate quality --check` until a round has read every logged row and joined its
+    label: rows are read once they are past the window's end margin (2 flush intervals)."""
+    deadline = time.monotonic() + 60
+    while True:
+        checked: dict[str, Any] = json.loads(
+            mlgate(home, "quality", "sensor", "--check", "--json").stdout
+        )
+        if checked["labels"]["joined"] >= labels:
+            return checked
+        assert time.monotonic() < deadline, checked["labels"]
+        time.sleep(0.2)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,6 +127,15 @@ class Loop:
         served = self.gateway.manager.routed_version(self.name)
         return await asyncio.to_thread(self.monitor.round, self.name, served)
 
+    async def round_until(self, done: Callable[[Round], bool], timeout_s: float = 60) -> Round:
+        """Rounds until one shows `done`: labels are read once they are a few seconds old
+        (the commit margin), so a round right after posting them may not see them yet."""
+        deadline = time.monotonic() + timeout_s
+        while not done(step := await self.round()):
+            assert time.monotonic() < deadline, step.quality.result["labels"]
+            await asyncio.sleep(0.2)
+        return step
+
     def tasks(self) -> list[Any]:
         return self.monitor.tasks.list(model=self.name)
 
@@ -219,8 +228,7 @@ async def test_labels_that_come_late_are_joined_to_the_predictions_they_belong_t
         assert "no labels have come back" in realised["why"]
         assert before.quality.result["estimated"]["judged"] is True  # the estimate needs none
         await loop.label(data)  # the truth arrives after the round that read the rows
-        await asyncio.sleep(5.5)  # labels are read up to 5 s back (a commit's margin)
-        after = await loop.round()
+        after = await loop.round_until(lambda r: r.quality.result["labels"]["joined"] == CHUNK)
         assert after.quality.status == "holding"
         assert after.quality.result["realised"]["rows"] == CHUNK
         assert after.quality.result["realised"]["coverage"] == 1.0
@@ -314,8 +322,7 @@ async def test_a_model_whose_task_is_unknown_says_why_until_its_labels_show_it(
         feedback = {"feedback": [{"id": f"m{i}", "label": int(v)} for i, v in enumerate(truth)]}
         answer = await loop.gateway.client.post("/v1/models/mlp/feedback", json=feedback)
         assert answer.status_code == 200
-        await asyncio.sleep(5.5)  # labels are read up to 5 s back (a commit's margin)
-        later = await loop.round()
+        later = await loop.round_until(lambda r: r.quality.result["problem"] is not None)
         result = later.quality.result
         assert result["problem"]["task"] == "binary"
         assert result["problem"]["source"] == "feedback"
