@@ -96,8 +96,10 @@ class MetricsHistory:
         self._last_at: float | None = None
         self._measured_s: float | None = None
 
-    def sample(self) -> None:
-        at, reading = self.clock(), Reading.collect(self.registry)
+    def sample(self, registry: CollectorRegistry | None = None) -> None:
+        """One point, read from `registry` (default: the one given at construction; a
+        gateway with workers passes every worker's metrics merged)."""
+        at, reading = self.clock(), Reading.collect(registry or self.registry)
         previous, previous_at = self._last, self._last_at
         if previous is not None and previous_at is not None and at <= previous_at:
             return  # the clock did not advance: no interval to divide by

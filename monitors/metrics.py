@@ -10,10 +10,10 @@ cached, so a request costs one counter increment and one histogram observation. 
 that already live elsewhere (queue depth, queue bound, which versions are served) are read
 at scrape time by `ServingCollector`, at no cost per request.
 
-NOTE: the gateway is one process by design (one event loop feeding the batchers; more
-throughput comes from more replicas, each scraped by Prometheus). So these are plain
-in-process collectors; Prometheus's multiprocess mode, with its limits (no custom
-collectors, leaked files from recycled workers), is not used.
+NOTE: these are plain in-process collectors, one set per gateway process. With worker
+processes, the worker that gets a scrape merges every worker's exposition
+(`services/gateway/worker_metrics.py`); Prometheus's multiprocess mode, with its limits
+(no custom collectors, leaked files from recycled workers, slower increments), is not used.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 BATCH_REASONS = ("idle", "full", "max_delay", "slo", "no_gain")
 # queue_full: 429; shed: 503, predicted to miss the SLO in the queue; overload: 503, the
-# gateway's event loop is behind; deadline: 504.
+# event loop too far behind for the SLO (refused at the door); deadline: 504.
 REJECT_REASONS = ("queue_full", "shed", "overload", "deadline")
 
 
@@ -128,7 +128,7 @@ class GatewayMetrics:
         self.rejected = Counter(
             "mlgate_rejected",
             "Requests refused: queue_full (429), shed (503, would miss the SLO), overload "
-            "(503, the event loop is behind), deadline (504).",
+            "(503, the event loop too far behind for the SLO), deadline (504).",
             ["model", "version", "reason"],
             registry=registry,
         )

@@ -1,1 +1,1 @@
-"""What runs as a process: for now the `mlgate` CLI and its demo (the gateway comes next)."""
+"""What runs as a process: the `mlgate` CLI, the gateway, the retrainer and the demo."""

@@ -15,6 +15,28 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_GRPC_PORT", "demo", "serve_grpc_port"]
 
+
+def _worker_env(state: Any, settings: GatewaySettings, threads: int) -> dict[str, str]:
+    """What each worker process must read from its environment to match this command."""
+    import os
+
+    env = {
+        "MLGATE_HOST": settings.host,
+        "MLGATE_PORT": str(settings.port),
+        "MLGATE_SERVE_ALIASES": ",".join(settings.serve_aliases),
+        "MLGATE_INTRA_OP_THREADS": str(threads),
+    }
+    if settings.grpc_port is None:
+        os.environ.pop("MLGATE_GRPC_PORT", None)
+    else:
+        env["MLGATE_GRPC_PORT"] = str(settings.grpc_port)
+    if state.home is not None:
+        env["MLGATE_HOME"] = str(state.home)
+    if state.registry_url is not None:
+        env["MLGATE_REGISTRY_URL"] = state.registry_url
+    return env
+
+
 DEFAULT_GRPC_PORT = 8001  # Triton's
 
 
@@ -123,6 +145,13 @@ def serve(
         ),
     ] = None,
     no_grpc: Annotated[bool, typer.Option("--no-grpc", help="Serve HTTP only.")] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Gateway processes on the port (default MLGATE_WORKERS, else one per core).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the aliased versions over the Open Inference Protocol (HTTP and gRPC), with
     batching."""
@@ -130,6 +159,7 @@ def serve(
 
     from services.gateway.app import create_app
     from services.gateway.settings import GatewaySettings
+    from services.gateway.workers import cores, plan_threads, run_workers
 
     overrides: dict[str, Any] = {"host": host, "port": port, "serve_aliases": alias or None}
     given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
@@ -137,14 +167,25 @@ def serve(
     settings = settings.model_copy(
         update={"grpc_port": serve_grpc_port(settings, grpc_port, no_grpc=no_grpc)}
     )
-    application = create_app(settings, registry=ctx.obj.registry())
+    count = workers or settings.workers or cores()
     grpc = (
         "no gRPC" if settings.grpc_port is None else f"gRPC on {settings.host}:{settings.grpc_port}"
     )
     err.print(
         f"mlgate serving {', '.join(settings.serve_aliases)} on "
-        f"http://{settings.host}:{settings.port} and {grpc}"
+        f"http://{settings.host}:{settings.port} and {grpc}, "
+        f"{count} worker{'s' if count > 1 else ''}"
     )
+    if count > 1:
+        run_workers(
+            count,
+            host=settings.host,
+            port=settings.port,
+            env=_worker_env(ctx.obj, settings, plan_threads(count, settings.intra_op_threads)),
+            log_level=log_level,
+        )
+        return
+    application = create_app(settings, registry=ctx.obj.registry())
     uvicorn.run(
         application,
         host=settings.host,

@@ -50,7 +50,8 @@ class GatewayProcess:
             command += ["--registry-url", registry_url]
         command += ["serve", "--port", str(self.port), "--no-grpc", "--log-level", "warning"]
         self._command = command
-        self._env = {**os.environ, **(env or {})}
+        # One worker unless asked: the demo's and benchmarks' figures are per process.
+        self._env = {"MLGATE_WORKERS": "1", **os.environ, **(env or {})}
         self._process: subprocess.Popen[bytes] | None = None
 
     @property

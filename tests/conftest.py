@@ -23,6 +23,9 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         if key.startswith("MLGATE_") and key != ENV_VAR:
             monkeypatch.delenv(key)
     monkeypatch.setenv("MLGATE_HOME", str(tmp_path / "home"))
+    # `mlgate serve` children run one worker unless a test asks for more (the default is
+    # one per core, which would make every served test a multi-process one).
+    monkeypatch.setenv("MLGATE_WORKERS", "1")
     torch.manual_seed(0)
 
 

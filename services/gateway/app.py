@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import orjson
 from fastapi import FastAPI, Request, Response
@@ -27,7 +28,7 @@ from monitors.metrics import (
 )
 from monitors.settings import MonitorSettings
 from registry.store import Registry
-from services.gateway.admission import LoopLag
+from services.gateway.admission import Admission, LoopLag
 from services.gateway.alert_routes import alert_routes
 from services.gateway.asgi import GatewayApp
 from services.gateway.dashboard import Dashboard
@@ -39,8 +40,16 @@ from services.gateway.monitoring_routes import monitoring_routes
 from services.gateway.rest import INFER_PATHS, build_routes
 from services.gateway.settings import GatewaySettings
 from services.gateway.task_routes import task_routes
+from services.gateway.worker_metrics import MetricsExchange
+
+if TYPE_CHECKING:
+    from services.gateway.workers import WorkerSlot
 
 __all__ = ["create_app"]
+
+# Of the SLO, what the event loop's own waits may take before requests are refused at the
+# door (admission.py); the rest is the batcher's queue and the compute.
+FRONT_SHARE = 0.4
 
 
 def create_app(
@@ -49,10 +58,12 @@ def create_app(
     registry: Registry | None = None,
     metrics_registry: CollectorRegistry | None = None,
     monitor_settings: MonitorSettings | None = None,
+    worker: WorkerSlot | None = None,
 ) -> FastAPI:
     """`metrics_registry`: where the Prometheus collectors go (a fresh one if not given).
     `monitor_settings`: the inference log and drift monitor (`MLGATE_*` if not given); its
-    home defaults to the registry's."""
+    home defaults to the registry's. `worker`: this process's slot when the gateway runs
+    several workers (`workers.py`): /metrics and /dashboard then add up across them."""
     settings = settings or GatewaySettings()
     metrics = GatewayMetrics(metrics_registry or CollectorRegistry(), slo_s=settings.slo_ms / 1000)
     dashboard = Dashboard(metrics.registry, interval_s=settings.dashboard_interval_s)
@@ -77,13 +88,19 @@ def create_app(
         for collector in collectors:
             metrics.registry.register(collector)
         app.state.monitoring = monitoring
-        admission = LoopLag(_shed_lag_s(settings), report=metrics.loop_lag.set)
+        admission = Admission(_shed_lag_s(settings), lag=LoopLag(report=metrics.loop_lag.set))
         app.state.dataplane = DataPlane(
             manager,
             max_rows=settings.max_rows_per_request,
             log=monitoring.log,
             admission=admission,
         )
+        exchange = None
+        if worker is not None:
+            exchange = MetricsExchange(worker.folder, worker.index, metrics.registry)
+            await exchange.start()
+            app.state.metrics_exchange = exchange
+            dashboard.source = exchange.merged
         await monitoring.start()
         await manager.start()
         await dashboard.start()
@@ -105,6 +122,8 @@ def create_app(
             await dashboard.stop()
             await manager.stop()
             await monitoring.stop()
+            if exchange is not None:
+                await exchange.stop()
             for collector in collectors:
                 metrics.registry.unregister(collector)
             if own_registry:
@@ -144,7 +163,7 @@ def create_app(
 
 def _shed_lag_s(settings: GatewaySettings) -> float:
     lag_ms = settings.loop_lag_shed_ms
-    return (settings.slo_ms / 10 if lag_ms is None else lag_ms) / 1000
+    return (settings.slo_ms * FRONT_SHARE if lag_ms is None else lag_ms) / 1000
 
 
 def _monitor_settings(given: MonitorSettings | None, registry: Registry) -> MonitorSettings:

@@ -13,9 +13,14 @@ these holds; the reason is counted (`stats.batches`):
 So batches form while earlier batches run; a batch waits on purpose only when a slot is
 free, another batch is running, and rows are arriving fast enough to be worth it. The
 cost model (cost ≈ a·n + b, fitted online from every batch) bounds that wait and predicts
-each new request's latency: one predicted to miss its SLO or deadline is shed (503)
-before it costs compute; a full queue answers 429 with Retry-After; a deadline that passes
-in the queue answers 504. Only requests with the same non-batch shapes share a batch.
+each new request's latency: the time it already spent before reaching the batcher (its
+`spent_s`, measured by the data plane), plus the queue ahead of it, plus its own batches.
+One predicted to miss its SLO or deadline is shed (503 with Retry-After) before it costs
+compute; a full queue answers 429 with Retry-After (both the queue's drain time); a
+request that could never be admitted (more rows than the queue holds, or more than the
+SLO allows even with nothing queued) answers 413 naming the setting; a deadline that
+passes in the queue answers 504. Only requests with the same non-batch shapes share a
+batch.
 
 A batch that fails is retried one request at a time, so that one bad input fails only
 its own request. A cancelled request (its client went away) is dropped from the queue.
@@ -27,78 +32,29 @@ elsewhere, so the queue needs no lock. Timers replace polling: a hold schedules 
 from __future__ import annotations
 
 import asyncio
-import math
 import time
-from collections import Counter
-from collections.abc import Awaitable, Callable, Hashable, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Awaitable, Callable
 
 import numpy as np
 
 from registry.errors import MlgateError
+from services.gateway import forecast
+from services.gateway.batch_types import BatchObserver, BatchSettings, BatchStats, Item, Tensors
 from services.gateway.costmodel import CostModel
 from services.gateway.errors import (
     DeadlineExceeded,
     ModelExecutionFailed,
     ModelNotReady,
     Overloaded,
+    PayloadTooLarge,
     QueueFull,
 )
 from services.runtimes.base import Prediction
 
 __all__ = ["AdaptiveBatcher", "BatchObserver", "BatchSettings", "BatchStats"]
 
-Tensors = dict[str, np.ndarray]
 Run = Callable[[Tensors], Awaitable[Prediction]]
 _ARRIVAL_HALF_LIFE_S = 0.5
-
-
-@dataclass(frozen=True)
-class BatchSettings:
-    max_batch_size: int = 32
-    max_queue_delay_ms: float = 5.0
-    slo_ms: float = 250.0
-    max_queue: int = 1024
-    max_inflight: int = 1
-    inline_max_ms: float = 0.0
-
-
-@dataclass
-class BatchStats:
-    batches: Counter[str] = field(default_factory=Counter)
-    rejected: Counter[str] = field(default_factory=Counter)
-    rows: int = 0
-    requests: int = 0
-    cancelled: int = 0
-    queue_s: float = 0.0
-    compute_s: float = 0.0
-
-    @property
-    def mean_batch_rows(self) -> float:
-        total = sum(self.batches.values())
-        return self.rows / total if total else 0.0
-
-
-class BatchObserver(Protocol):
-    """Told of every batch and refusal (the Prometheus metrics implement it)."""
-
-    def batch_started(self, reason: str, rows: int, waits: Sequence[float]) -> None: ...
-
-    def batch_done(self, rows: int, compute_s: float) -> None: ...
-
-    def rejected(self, reason: str) -> None: ...
-
-
-@dataclass(eq=False)
-class _Item:
-    inputs: Tensors
-    rows: int
-    key: Hashable
-    priority: int
-    deadline: float | None
-    enqueued: float
-    future: asyncio.Future[Tensors]
 
 
 class AdaptiveBatcher:
@@ -118,7 +74,7 @@ class AdaptiveBatcher:
         self._observer = observer
         self.cost = CostModel()
         self.stats = BatchStats()
-        self._queues: dict[int, list[_Item]] = {}
+        self._queues: dict[int, list[Item]] = {}
         self._queued_rows = 0
         self._inflight: dict[int, float] = {}  # batch id → expected end
         self._next_batch = 0
@@ -138,16 +94,22 @@ class AdaptiveBatcher:
         return len(self._inflight)
 
     async def submit(
-        self, inputs: Tensors, *, deadline: float | None = None, priority: int = 0
+        self,
+        inputs: Tensors,
+        *,
+        deadline: float | None = None,
+        priority: int = 0,
+        spent_s: float = 0.0,
     ) -> Tensors:
-        """Queue one request (any number of rows); returns its outputs."""
+        """Queue one request (any number of rows); returns its outputs. `spent_s`: of the
+        SLO, what the request has spent (or will) outside the batcher."""
         rows = len(next(iter(inputs.values())))
-        self._admit(rows, deadline)
+        self._admit(rows, deadline, spent_s)
         loop = asyncio.get_running_loop()
         key = tuple((name, array.shape[1:]) for name, array in inputs.items())
         limit = self.settings.max_batch_size
         items = [
-            _Item(
+            Item(
                 {n: a[start : start + limit] for n, a in inputs.items()},
                 min(limit, rows - start),
                 key,
@@ -184,10 +146,13 @@ class AdaptiveBatcher:
 
     # ---------------------------------------------------------------- admission
 
-    def _admit(self, rows: int, deadline: float | None) -> None:
+    def _admit(self, rows: int, deadline: float | None, spent_s: float) -> None:
         now = self._clock()
         if self._closed:
             raise ModelNotReady("this model version is being unloaded; retry")
+        impossible = forecast.impossible(self.cost, self.settings, rows)
+        if impossible is not None:
+            raise PayloadTooLarge(impossible)
         if deadline is not None and deadline <= now:
             self._reject("deadline")
             raise DeadlineExceeded("the request's deadline had passed before it was queued")
@@ -201,15 +166,16 @@ class AdaptiveBatcher:
         self._note_arrival(rows, now)
         if not self.cost.fitted:
             return
-        predicted = self._predicted_latency(rows, now)
+        predicted = spent_s + self._predicted_latency(rows, now)
         budget = self.settings.slo_ms / 1000
         if deadline is not None:
-            budget = min(budget, deadline - now)
+            budget = min(budget, deadline - now + spent_s)
         if predicted > budget:
             self._reject("shed")
             raise Overloaded(
                 f"shed: predicted latency {predicted * 1000:.1f} ms exceeds the "
-                f"{budget * 1000:.1f} ms budget (slo_ms or the request's timeout); retry later"
+                f"{budget * 1000:.1f} ms budget (slo_ms or the request's timeout); retry later",
+                retry_after_s=self._drain_time(),
             )
 
     def _reject(self, reason: str) -> None:
@@ -225,18 +191,11 @@ class AdaptiveBatcher:
         self._last_arrival = now
 
     def _predicted_latency(self, rows: int, now: float) -> float:
-        limit, slots = self.settings.max_batch_size, self.settings.max_inflight
-        backlog = self._queued_rows + rows
-        waves = math.ceil(math.ceil(backlog / limit) / slots)
-        slot_wait = 0.0
-        if len(self._inflight) >= slots:
-            slot_wait = max(0.0, min(self._inflight.values()) - now)
-        return slot_wait + waves * self.cost.cost(min(backlog, limit))
+        ends = self._inflight.values() if len(self._inflight) >= self.settings.max_inflight else ()
+        return forecast.latency(self.cost, self.settings, self._queued_rows + rows, ends, now)
 
     def _drain_time(self) -> float:
-        limit = self.settings.max_batch_size
-        per_batch = self.cost.cost(limit) or 0.01
-        return math.ceil(self._queued_rows / limit) * per_batch / self.settings.max_inflight
+        return forecast.drain_time(self.cost, self.settings, self._queued_rows)
 
     # ---------------------------------------------------------------- dispatch
 
@@ -265,7 +224,7 @@ class AdaptiveBatcher:
         if not self._queued_rows and not self._inflight:
             self._idle.set()
 
-    def _head(self, now: float) -> _Item | None:
+    def _head(self, now: float) -> Item | None:
         """The first live item by priority and age; drops cancelled and expired ones."""
         for priority in sorted(self._queues, key=lambda p: (p == 0, p)):
             queue = self._queues[priority]
@@ -284,15 +243,15 @@ class AdaptiveBatcher:
                     return item
         return None
 
-    def _drop(self, queue: list[_Item], item: _Item) -> None:
+    def _drop(self, queue: list[Item], item: Item) -> None:
         queue.remove(item)
         self._queued_rows -= item.rows
 
-    def _rows_like(self, head: _Item) -> int:
+    def _rows_like(self, head: Item) -> int:
         queue = self._queues[head.priority]
         return sum(i.rows for i in queue if i.key == head.key and not i.future.done())
 
-    def _hold(self, head: _Item, rows: int, now: float) -> tuple[float | None, str]:
+    def _hold(self, head: Item, rows: int, now: float) -> tuple[float | None, str]:
         """Until when the head may wait for more rows, and which bound that is."""
         settings = self.settings
         cap = head.enqueued + settings.max_queue_delay_ms / 1000
@@ -311,7 +270,7 @@ class AdaptiveBatcher:
             self._timer.cancel()
         self._timer = loop.call_later(max(0.0, when - self._clock()), self._pump)
 
-    def _take(self, head: _Item) -> list[_Item]:
+    def _take(self, head: Item) -> list[Item]:
         queue = self._queues[head.priority]
         batch, rows = [], 0
         for item in list(queue):
@@ -324,7 +283,7 @@ class AdaptiveBatcher:
             self._drop(queue, item)
         return batch
 
-    def _start(self, batch: list[_Item], reason: str, now: float) -> None:
+    def _start(self, batch: list[Item], reason: str, now: float) -> None:
         rows = sum(item.rows for item in batch)
         batch_id = self._next_batch
         self._next_batch += 1
@@ -345,7 +304,7 @@ class AdaptiveBatcher:
         else:
             asyncio.get_running_loop().create_task(self._execute(batch, rows, batch_id))
 
-    def _execute_inline(self, batch: list[_Item], rows: int, batch_id: int) -> None:
+    def _execute_inline(self, batch: list[Item], rows: int, batch_id: int) -> None:
         """A batch cheaper than a hop to a worker thread runs right here, on the loop.
 
         NOTE: handing a batch to a thread and back costs ~0.1 ms on a small machine; a model
@@ -361,7 +320,7 @@ class AdaptiveBatcher:
             return
         self._complete(batch, rows, batch_id, outputs, elapsed)
 
-    async def _execute(self, batch: list[_Item], rows: int, batch_id: int) -> None:
+    async def _execute(self, batch: list[Item], rows: int, batch_id: int) -> None:
         try:
             inputs = {n: np.concatenate([i.inputs[n] for i in batch]) for n in batch[0].inputs}
             outputs, elapsed = await self._run(inputs)
@@ -382,12 +341,12 @@ class AdaptiveBatcher:
         self._complete(batch, rows, batch_id, outputs, elapsed)
         self._pump()
 
-    async def _isolate_and_finish(self, batch: list[_Item], batch_id: int) -> None:
+    async def _isolate_and_finish(self, batch: list[Item], batch_id: int) -> None:
         await self._isolate(batch)
         self._finish(batch_id)
 
     def _complete(
-        self, batch: list[_Item], rows: int, batch_id: int, outputs: Tensors, elapsed: float
+        self, batch: list[Item], rows: int, batch_id: int, outputs: Tensors, elapsed: float
     ) -> None:
         # NOTE: the slot is freed before any caller is woken: a caller that answers its
         # client and gets the next request at once must find the runtime idle.
@@ -404,7 +363,7 @@ class AdaptiveBatcher:
                 )
             offset += item.rows
 
-    async def _isolate(self, batch: list[_Item]) -> None:
+    async def _isolate(self, batch: list[Item]) -> None:
         """Run each request of a failed batch alone: only the ones that fail alone fail."""
         for item in batch:
             if item.future.done():

@@ -28,6 +28,11 @@ class CostModel:
     def fitted(self) -> bool:
         return bool(self._samples)
 
+    @property
+    def samples(self) -> int:
+        """Batches in the window the fit is made from."""
+        return len(self._samples)
+
     def observe(self, rows: int, seconds: float) -> None:
         samples, sums = self._samples, self._sums
         if len(samples) == samples.maxlen:

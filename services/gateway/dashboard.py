@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import orjson
@@ -62,12 +63,16 @@ class Dashboard:
         interval_s: float,
         dist: Path = DIST,
         points: int = 720,
+        source: Callable[[], Awaitable[CollectorRegistry]] | None = None,
     ) -> None:
+        """`source`: where each point is read from, if not `registry` (with workers, every
+        worker's metrics merged)."""
         if interval_s <= 0:
             raise ValueError(f"interval_s must be positive, got {interval_s}")
         self.interval_s = interval_s
         self.dist = dist
         self.history = MetricsHistory(registry, points=points, interval_s=interval_s)
+        self.source = source
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -86,7 +91,7 @@ class Dashboard:
         due = loop.time()
         while True:
             try:
-                self.history.sample()
+                self.history.sample(None if self.source is None else await self.source())
             except Exception:
                 log.exception("dashboard sampling failed; trying again next interval")
             # A fixed cadence: a slow sample does not push every later point back.

@@ -1,4 +1,4 @@
-"""The data plane: what every transport calls. REST (and, later, gRPC) only translate.
+"""The data plane: what every transport calls. REST and gRPC only translate.
 
 It knows nothing of HTTP: it takes names, versions and decoded tensors, and returns
 tensors and plain data. Errors are `MlgateError`s carrying their status.
@@ -19,7 +19,7 @@ import numpy as np
 
 from monitors.inference_log import InferenceLog
 from registry.errors import InvalidModelInput
-from services.gateway.admission import LoopLag
+from services.gateway.admission import Admission
 from services.gateway.codec import InferRequest
 from services.gateway.errors import DeadlineExceeded, InvalidTensor, Overloaded, PayloadTooLarge
 from services.gateway.manager import ModelManager
@@ -53,7 +53,7 @@ class DataPlane:
         *,
         max_rows: int,
         log: InferenceLog | None = None,
-        admission: LoopLag | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self.manager = manager
         self.max_rows = max_rows
@@ -61,15 +61,22 @@ class DataPlane:
         self.admission = admission
 
     def admit(self, name: str, version: str) -> None:
-        """Refuse (503) before any work while the gateway's event loop is behind."""
-        if self.admission is None or not self.admission.overloaded:
+        """Refuse (503 with Retry-After) before any work if the process cannot meet the SLO
+        now (`Admission.refusal`); `name`/`version` are the metric labels."""
+        if self.admission is None:
+            return
+        message = self.admission.refusal()
+        if message is None:
             return
         if self.manager.metrics is not None:
             self.manager.metrics.rejected.labels(name, version, "overload").inc()
-        raise Overloaded(
-            f"the gateway is overloaded (its event loop is "
-            f"{self.admission.lag_s * 1000:.0f} ms behind); retry later"
-        )
+        raise Overloaded(message, retry_after_s=self.admission.drain_s())
+
+    def _spent_s(self, arrived: float) -> float:
+        """Of the SLO, what a request arrived at `arrived` (perf_counter) has spent before
+        the batcher, plus the loop's wait it will have once its answer is ready."""
+        hop = self.admission.return_hop_s() if self.admission is not None else 0.0
+        return time.perf_counter() - arrived + hop
 
     # ---------------------------------------------------------------- health, metadata
 
@@ -107,14 +114,18 @@ class DataPlane:
         request: InferRequest,
         *,
         deadline: float | None = None,
+        arrived: float | None = None,
     ) -> InferResult:
-        """Validate, queue, wait; `deadline` is on the time.monotonic() clock."""
-        started = time.perf_counter()
+        """Validate, queue, wait; `deadline` is on the time.monotonic() clock, `arrived`
+        (when the transport got the request) on time.perf_counter()'s."""
+        started = time.perf_counter() if arrived is None else arrived
         with self.manager.acquire(name, version) as served:
             inputs = self._validated(name, served, request.inputs)
             deadline = _earliest(deadline, _timeout_deadline(request.parameters))
             priority = _priority(request.parameters)
-            outputs = await served.batcher.submit(inputs, deadline=deadline, priority=priority)
+            outputs = await served.batcher.submit(
+                inputs, deadline=deadline, priority=priority, spent_s=self._spent_s(started)
+            )
             if self.log is not None:
                 self.log.record(
                     name,
@@ -128,9 +139,11 @@ class DataPlane:
             selected, binary = _select_outputs(outputs, request)
             return InferResult(name, served.version, selected, binary, request.id)
 
-    async def predict_v1(self, name: str, body: Any) -> dict[str, Any]:
+    async def predict_v1(
+        self, name: str, body: Any, *, arrived: float | None = None
+    ) -> dict[str, Any]:
         """`{"instances": [...]}` → `{"predictions": [...]}` (the KServe v1 shape)."""
-        started = time.perf_counter()
+        started = time.perf_counter() if arrived is None else arrived
         with self.manager.acquire(name, None) as served:
             try:
                 inputs = _instances(body, served.signature)
@@ -138,7 +151,7 @@ class DataPlane:
                 self._count_refusal(name, served.version, exc, _instance_count(body))
                 raise
             inputs = self._validated(name, served, inputs)
-            outputs = await served.batcher.submit(inputs)
+            outputs = await served.batcher.submit(inputs, spent_s=self._spent_s(started))
             if self.log is not None:
                 self.log.record(
                     name,

@@ -12,11 +12,11 @@ what only serving can go wrong with. Every error carries its HTTP status, so RES
     ├── NotFound (404)              unknown model/version (registry) or one not loaded here
     ├── PayloadTooLarge (413)       body past the byte limit, or too many rows (`reason`)
     ├── ModelExecutionFailed (422)  the model raised on this request's input alone
-    ├── QueueFull (429)             with Retry-After
+    ├── QueueFull (429)             with Retry-After (the queue's drain time)
     ├── EngineFailed (502)          the serving engine behind the gateway (Triton) failed
     ├── Unavailable (503)
     │   ├── ModelNotReady           not loaded, loading, failed to load, or unloading
-    │   ├── Overloaded              shed: predicted to miss its latency target
+    │   ├── Overloaded              shed: predicted to miss its latency target (Retry-After)
     │   └── EngineUnavailable       the serving engine behind the gateway is unreachable
     └── DeadlineExceeded (504)      the client's deadline passed before compute
 """
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 
 from registry.errors import BadRequest, MlgateError, NotFound
 
@@ -41,9 +42,11 @@ __all__ = [
     "Overloaded",
     "PayloadTooLarge",
     "QueueFull",
+    "Refusal",
     "Unauthorized",
     "Unavailable",
     "error_body",
+    "retry_after",
 ]
 
 log = logging.getLogger("mlgate.gateway")
@@ -86,17 +89,26 @@ class ModelExecutionFailed(MlgateError):
     status_code = 422
 
 
-class QueueFull(MlgateError):
-    status_code = 429
+def retry_after(drain_s: float) -> str:
+    """Retry-After in whole seconds, at least 1 (the header has no fractions): the drain
+    time plus up to a second of jitter, so refused clients do not all come back at once."""
+    return str(max(1, math.ceil(drain_s + random.random())))  # noqa: S311 - jitter, not crypto
 
-    def __init__(self, message: str, retry_after_s: float) -> None:
+
+class Refusal(MlgateError):
+    """A request refused for load, not for what it is: it carries `Retry-After`."""
+
+    def __init__(self, message: str, retry_after_s: float = 0.0) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
 
     @property
     def retry_after(self) -> str:
-        """Whole seconds, at least 1 (the Retry-After header has no fractions)."""
-        return str(max(1, math.ceil(self.retry_after_s)))
+        return retry_after(self.retry_after_s)
+
+
+class QueueFull(Refusal):
+    status_code = 429
 
 
 class EngineFailed(MlgateError):
@@ -111,8 +123,8 @@ class ModelNotReady(Unavailable):
     pass
 
 
-class Overloaded(Unavailable):
-    pass
+class Overloaded(Refusal, Unavailable):
+    """503 with Retry-After: the gateway, or this model's queue, cannot meet the SLO now."""
 
 
 class EngineUnavailable(Unavailable):
@@ -143,7 +155,7 @@ GRPC_STATUS = {
 def error_body(exc: BaseException) -> tuple[int, str, dict[str, str]]:
     """(status, message, extra headers) for any exception; 5xx details stay in the log."""
     if isinstance(exc, MlgateError):
-        headers = {"Retry-After": exc.retry_after} if isinstance(exc, QueueFull) else {}
+        headers = {"Retry-After": exc.retry_after} if isinstance(exc, Refusal) else {}
         if exc.status_code >= 500 and not isinstance(
             exc, Unavailable | DeadlineExceeded | EngineFailed
         ):

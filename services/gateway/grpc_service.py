@@ -239,7 +239,7 @@ class InferenceServicer:
         started = time.perf_counter()
         labels = _Labels()
         try:
-            response = await self._infer(request, context, labels)
+            response = await self._infer(request, context, labels, started)
         except asyncio.CancelledError:  # the client cancelled, or its deadline passed
             self._observe(request.model_name, labels, CANCELLED_STATUS, started)
             raise
@@ -250,7 +250,7 @@ class InferenceServicer:
         self._observe(request.model_name, labels, 200, started)
         return response, 200, "", {}
 
-    async def _infer(self, request: Any, context: Any, labels: _Labels) -> Any:
+    async def _infer(self, request: Any, context: Any, labels: _Labels, started: float) -> Any:
         dataplane = self._user(context)
         name, version = _target(request.model_name, request.model_version)
         routed = version if version is not None else dataplane.manager.routed_version(name)
@@ -260,7 +260,7 @@ class InferenceServicer:
         decoded = codec.decode_infer(request)
         remaining = context.time_remaining()  # None: the client set no deadline
         deadline = None if remaining is None else time.monotonic() + remaining
-        result = await dataplane.infer(name, version, decoded, deadline=deadline)
+        result = await dataplane.infer(name, version, decoded, deadline=deadline, arrived=started)
         labels.version = str(result.version)
         return codec.encode_infer(result)
 

@@ -76,6 +76,7 @@ INFER_PATHS = frozenset(
     }
 )
 VERSION_KEY = "mlgate.version"  # scope key: the version label of the request's metrics
+ARRIVED_KEY = "mlgate.arrived"  # scope key: time.perf_counter() when the request reached us
 
 
 def guarded(endpoint: Endpoint) -> Endpoint:
@@ -99,7 +100,7 @@ def _observed(endpoint: Endpoint, protocol: str, metrics: GatewayMetrics) -> End
 
     @functools.wraps(endpoint)
     async def run(request: Request) -> Response:
-        started = time.perf_counter()
+        started = request.scope[ARRIVED_KEY] = time.perf_counter()
         try:
             response = await endpoint(request)
         except Exception as exc:  # noqa: BLE001 - every error leaves as the envelope
@@ -175,8 +176,9 @@ def build_routes(settings: GatewaySettings, metrics: GatewayMetrics) -> list[Rou
         body = await read_body(request, settings.max_body_bytes)
         decoded = decode_request(body, request.headers.get(HEADER_LENGTH))
         deadline = _header_deadline(request.headers.get(DEADLINE_HEADER))
+        arrived = request.scope[ARRIVED_KEY]
         result = await until_disconnect(
-            request, dataplane.infer(name, version, decoded, deadline=deadline)
+            request, dataplane.infer(name, version, decoded, deadline=deadline, arrived=arrived)
         )
         request.scope[VERSION_KEY] = str(result.version)
         content, headers = encode_response(
@@ -195,7 +197,9 @@ def build_routes(settings: GatewaySettings, metrics: GatewayMetrics) -> list[Rou
             document = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise InvalidTensor(f"the request body is not valid JSON: {exc}") from None
-        answer = await until_disconnect(request, dataplane.predict_v1(name, document))
+        answer = await until_disconnect(
+            request, dataplane.predict_v1(name, document, arrived=request.scope[ARRIVED_KEY])
+        )
         request.scope[VERSION_KEY] = answer["model_version"]
         return json_response(answer)
 
@@ -220,7 +224,11 @@ def build_routes(settings: GatewaySettings, metrics: GatewayMetrics) -> list[Rou
         return json_response({})
 
     async def prometheus(request: Request) -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        exchange = getattr(request.app.state, "metrics_exchange", None)  # with workers
+        content = (
+            generate_latest(metrics.registry) if exchange is None else await exchange.collect()
+        )
+        return Response(content, media_type=CONTENT_TYPE_LATEST)
 
     table: list[tuple[str, Endpoint, str]] = [
         ("/v2", server_metadata, "GET"),

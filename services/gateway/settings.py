@@ -21,6 +21,9 @@ class GatewaySettings(BaseSettings):
     """`MLGATE_HOST`: the address `mlgate serve` binds."""
     port: int = Field(default=8000, ge=0, le=65535)
     """`MLGATE_PORT`."""
+    workers: int | None = Field(default=None, ge=1)
+    """`MLGATE_WORKERS`: gateway processes on the port for `mlgate serve` (default: one per
+    core this process may run on)."""
     serve_aliases: Annotated[list[str], NoDecode] = ["production"]
     """`MLGATE_SERVE_ALIASES`: versions these aliases point to are served; the first one
     answers requests that name no version."""
@@ -47,8 +50,9 @@ class GatewaySettings(BaseSettings):
     slo_ms: float = Field(default=250.0, gt=0)
     """`MLGATE_SLO_MS`: default latency target; requests predicted to miss it are shed."""
     loop_lag_shed_ms: float | None = Field(default=None, ge=0)
-    """`MLGATE_LOOP_LAG_SHED_MS`: while the event loop runs this far behind, new inference
-    requests get 503 (default: a tenth of the SLO; 0: never)."""
+    """`MLGATE_LOOP_LAG_SHED_MS`: when a request accepted now would wait longer than this in
+    the event loop alone (two hops of its smoothed lag), inference gets 503 with
+    Retry-After before its body is read (default: 0.4 × the SLO; 0: never)."""
     max_queue: int = Field(default=1024, gt=0)
     """`MLGATE_MAX_QUEUE`: default queue bound, in rows (429 beyond)."""
     max_inflight: int = Field(default=2, gt=0)

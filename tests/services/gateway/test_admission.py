@@ -1,58 +1,78 @@
-"""Admission by event-loop lag: a late loop sheds new inference requests with 503."""
+"""Admission at the door: a loop too far behind for the SLO refuses inference with 503 and
+Retry-After before reading the body; a loop merely busy refuses nothing."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import numpy as np
 import pytest
 
 from registry import Registry
-from services.gateway.admission import LoopLag
+from services.gateway.admission import Admission, LoopLag
 from tests.services.gateway.conftest import Gateway, open_gateway
 
 pytestmark = pytest.mark.anyio
 
 
-def test_one_stall_is_not_overload_but_a_run_of_late_wake_ups_is() -> None:
-    lag = LoopLag(0.02)
-    states = []
-    for lag_s in (0.5, 0.001, 0.03, 0.04, 0.015, 0.005):
-        lag.observe(lag_s)
-        states.append(lag.overloaded)
-    # a stall alone (a model load, a garbage collection) sheds nothing; two late wake-ups
-    # in a row do; better but not under half the threshold stays overloaded
-    assert states == [False, False, False, True, True, False]
-    assert lag.lag_s == 0.005
+def test_the_door_refuses_only_when_two_loop_hops_exceed_the_front_share_of_the_slo() -> None:
+    admission = Admission(0.1)  # 100 ms for the loop's waits
+    for _ in range(20):
+        admission.lag.observe(0.03)  # 30 ms behind, steadily: far past a tenth of the SLO
+    assert admission.refusal() is None  # two hops are 60 ms: admitted
+    for _ in range(20):
+        admission.lag.observe(0.08)
+    message = admission.refusal()
+    assert message is not None
+    assert "80 ms behind" in message
+    assert "160 ms" in message
+    assert admission.drain_s() == pytest.approx(0.08)
+    for _ in range(20):
+        admission.lag.observe(0.001)
+    assert admission.refusal() is None
+
+
+def test_one_stall_refuses_nothing_but_two_late_probes_in_a_row_do() -> None:
+    admission = Admission(0.1)
+    refused = []
+    for lag_s in (0.5, 0.0, 0.3, 0.2, 0.04, 0.0):
+        admission.lag.observe(lag_s)
+        refused.append(admission.refusal() is not None)
+    # a 500 ms stall alone (a garbage collection, a load) refuses nothing; 300 then 200 ms
+    # behind does (two hops of 200 ms > 100 ms); one probe nearly on time clears it
+    assert refused == [False, False, False, True, False, False]
 
 
 async def test_the_probe_sees_a_busy_loop_and_then_its_recovery() -> None:
     seen: list[float] = []
-    lag = LoopLag(0.01, interval_s=0.002, report=seen.append)
-    await lag.start()
+    admission = Admission(0.01, lag=LoopLag(interval_s=0.002, report=seen.append))
+    await admission.start()
     try:
         for _ in range(6):  # the loop blocked 30 ms at a time, as by work it cannot keep up with
             time.sleep(0.03)
             await asyncio.sleep(0.001)
-        assert lag.overloaded
+        assert admission.refusal() is not None
         assert max(seen) >= 0.02
         deadline = time.monotonic() + 30
-        while lag.overloaded:  # an idle loop's next on-time wake-up clears it
+        while admission.refusal() is not None:  # an idle loop's on-time wake-ups clear it
             assert time.monotonic() < deadline
             await asyncio.sleep(0.002)
     finally:
-        await lag.stop()
+        await admission.stop()
 
 
 async def test_a_zero_threshold_never_starts_the_probe() -> None:
-    lag = LoopLag(0.0, interval_s=0.001)
-    await lag.start()
+    admission = Admission(0.0, lag=LoopLag(interval_s=0.001))
+    await admission.start()
     time.sleep(0.01)
     await asyncio.sleep(0.005)
-    assert lag.lag_s == 0.0
-    assert not lag.overloaded
-    await lag.stop()
+    assert admission.lag.lag_s == 0.0
+    assert admission.refusal() is None
+    assert admission.return_hop_s() == 0.0
+    await admission.stop()
 
 
 async def _infer(gateway: Gateway) -> tuple[int, str]:
@@ -60,36 +80,57 @@ async def _infer(gateway: Gateway) -> tuple[int, str]:
     return response.status_code, response.text
 
 
-async def test_an_overloaded_gateway_answers_503_and_counts_it_then_serves_again(
+async def test_an_overloaded_gateway_answers_503_with_retry_after_then_serves_again(
     registry: Registry,
 ) -> None:
     async for gateway in open_gateway(registry, loop_lag_shed_ms=1000):
         admission = gateway.app.state.dataplane.admission
         assert admission.threshold_s == 1.0
         assert (await _infer(gateway))[0] == 200
-        admission.observe(1.5)
-        admission.observe(2.0)
-        status, text = await _infer(gateway)
-        assert status == 503
-        assert "overloaded (its event loop is 2000 ms behind)" in text
+        for _ in range(10):  # far behind: a probe or two in between cannot bring it back
+            admission.lag.observe(20.0)
+        response = await gateway.infer("mlp", np.zeros((1, 6), np.float32))
+        assert response.status_code == 503
+        assert "overloaded: its event loop is" in response.json()["error"]
+        assert int(response.headers["retry-after"]) >= 1
         # the v1 route is behind the same door
         v1 = await gateway.client.post("/v1/models/mlp:predict", json={"instances": [[0] * 6]})
         assert v1.status_code == 503
+        assert int(v1.headers["retry-after"]) >= 1
+        # other routes are not: health, metadata and metrics still answer
+        assert (await gateway.client.get("/v2/health/ready")).status_code == 200
         metrics = (await gateway.client.get("/metrics")).text
         assert 'mlgate_rejected_total{model="mlp",reason="overload",version="1"} 2.0' in metrics
-        admission.observe(0.0)
+        for _ in range(40):
+            admission.lag.observe(0.0)
         assert (await _infer(gateway))[0] == 200
 
 
-async def test_the_default_threshold_is_a_tenth_of_the_slo_and_zero_turns_it_off(
+async def test_a_refused_body_is_never_read(registry: Registry) -> None:
+    async for gateway in open_gateway(registry, loop_lag_shed_ms=1000):
+        for _ in range(10):
+            gateway.app.state.dataplane.admission.lag.observe(20.0)
+        read = 0
+
+        async def body() -> AsyncIterator[bytes]:
+            nonlocal read
+            read += 1
+            yield b'{"inputs": []}'
+
+        response = await gateway.client.post("/v2/models/mlp/infer", content=body())
+        assert response.status_code == 503
+        assert read == 0
+
+
+async def test_the_default_door_is_two_fifths_of_the_slo_and_zero_turns_it_off(
     registry: Registry,
 ) -> None:
     async for gateway in open_gateway(registry, slo_ms=400, loop_lag_shed_ms=None):
-        assert gateway.app.state.dataplane.admission.threshold_s == pytest.approx(0.04)
+        assert gateway.app.state.dataplane.admission.threshold_s == pytest.approx(0.16)
     async for gateway in open_gateway(registry, loop_lag_shed_ms=0):
         admission = gateway.app.state.dataplane.admission
         await asyncio.sleep(0.02)
-        assert admission.lag_s == 0.0  # no probe ran
+        assert admission.lag.lag_s == 0.0  # no probe ran
 
 
 async def test_routes_off_the_fast_path_still_go_through_the_router(gateway: Gateway) -> None:
@@ -99,3 +140,65 @@ async def test_routes_off_the_fast_path_still_go_through_the_router(gateway: Gat
     unknown = await gateway.client.post("/v2/models/mlp/infer/extra", json={})
     assert unknown.status_code == 404
     assert (await gateway.client.get("/v2/health/live")).status_code == 200
+
+
+def _rows(n: int) -> np.ndarray:
+    return np.random.default_rng(n).standard_normal((n, 6)).astype(np.float32)
+
+
+async def test_more_rows_than_the_queue_ever_holds_is_413_naming_the_setting(
+    registry: Registry,
+) -> None:
+    registry.set_serving_config("mlp:1", {"max_batch_size": 2, "max_queue": 4})
+    async for gateway in open_gateway(registry):
+        response = await gateway.infer("mlp", _rows(8))
+        assert response.status_code == 413
+        assert "retry-after" not in response.headers
+        error = response.json()["error"]
+        assert "max_queue 4" in error
+        assert "MLGATE_MAX_QUEUE" in error
+        assert (await gateway.infer("mlp", _rows(4))).status_code == 200
+
+
+async def test_a_full_queue_is_429_with_retry_after(registry: Registry) -> None:
+    registry.set_serving_config("mlp:1", {"max_batch_size": 2, "max_queue": 4, "max_inflight": 1})
+    async for gateway in open_gateway(registry):
+        with gateway.app.state.dataplane.manager.acquire("mlp") as served:
+            batcher = served.batcher
+        gate = hold(batcher)
+        running = asyncio.ensure_future(gateway.infer("mlp", _rows(2)))
+        await until_state(batcher, inflight=1)
+        queued = asyncio.ensure_future(gateway.infer("mlp", _rows(4)))
+        await until_state(batcher, queued_rows=4)
+        response = await gateway.infer("mlp", _rows(1))
+        assert response.status_code == 429
+        assert int(response.headers["retry-after"]) >= 1
+        assert "max_queue 4" in response.json()["error"]
+        gate.set()
+        assert [r.status_code for r in await asyncio.gather(running, queued)] == [200, 200]
+
+
+def hold(batcher: Any) -> asyncio.Event:
+    """Make the batcher's runtime wait for the returned event before each batch."""
+    gate = asyncio.Event()
+    run = batcher._run
+
+    async def held(inputs: dict[str, np.ndarray]) -> Any:
+        await gate.wait()
+        return await run(inputs)
+
+    batcher._run, batcher._run_inline = held, None
+    return gate
+
+
+async def until_state(batcher: Any, **wanted: int) -> None:
+    """Poll until the batcher's counters (inflight, queued_rows) have the wanted values."""
+    await until(lambda: all(getattr(batcher, k) == v for k, v in wanted.items()))
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Poll (no wall-clock bound on the system under test; a generous guard on the test)."""
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert time.monotonic() < deadline, "condition never held"
+        await asyncio.sleep(0.001)

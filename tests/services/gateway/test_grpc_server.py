@@ -18,7 +18,7 @@ from tritonclient.grpc import service_pb2_grpc
 from monitors.log_reader import read_log
 from monitors.settings import MonitorSettings
 from registry import Registry
-from services.gateway.admission import LoopLag
+from services.gateway.admission import Admission
 from services.gateway.app import create_app
 from services.gateway.auth import check_admin
 from services.gateway.errors import Forbidden
@@ -132,7 +132,9 @@ def test_unload_load_and_the_repository_index(registry: Registry) -> None:
         client.close()
 
 
-def test_a_full_queue_is_resource_exhausted_with_retry_after(registry: Registry) -> None:
+def test_a_request_the_queue_can_never_hold_is_resource_exhausted_without_retry(
+    registry: Registry,
+) -> None:
     registry.set_serving_config("mlp:1", {"max_batch_size": 2, "max_queue": 4})
     with LiveServer(registry, grpc_port=0) as live:
         with grpc.insecure_channel(f"127.0.0.1:{live.app.state.grpc_port}") as channel:
@@ -140,32 +142,36 @@ def test_a_full_queue_is_resource_exhausted_with_retry_after(registry: Registry)
             with pytest.raises(grpc.RpcError) as caught:
                 stub.ModelInfer.with_call(raw_request("mlp", rows(8)))
         assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-        trailing = dict(caught.value.trailing_metadata())
-        assert int(trailing["retry-after"]) >= 1
+        assert "retry-after" not in dict(caught.value.trailing_metadata())
         rest = rest_error(live, "/v2/models/mlp/infer", rest_body(rows(8)))
-        assert (429, caught.value.details()) == rest
+        assert (413, caught.value.details()) == rest
         assert "max_queue 4" in rest[1]
         client = grpc_client(live)
         works(client)
         client.close()
 
 
-def test_an_overloaded_gateway_refuses_grpc_too(registry: Registry) -> None:
+def test_an_overloaded_gateway_refuses_grpc_too_with_retry_after(registry: Registry) -> None:
     with LiveServer(registry, grpc_port=0, loop_lag_shed_ms=1000) as live:
         client = grpc_client(live)
         dataplane = live.app.state.dataplane
         running = dataplane.admission
-        # A LoopLag that has seen two late wake-ups, and no probe task to clear them.
-        behind = LoopLag(1.0)
-        behind.observe(1.5)
-        behind.observe(2.0)
+        # A loop far behind, and no probe task to bring it back.
+        behind = Admission(1.0)
+        behind.lag.observe(2.0)
+        behind.lag.observe(2.0)
         dataplane.admission = behind
         status, message = refused(lambda: client.infer("mlp", [tensor("x", rows(1))]))
         rest = rest_error(live, "/v2/models/mlp/infer", rest_body(rows(1)))
         assert (status, message) == ("UNAVAILABLE", rest[1])
         assert "2000 ms behind" in message
+        with grpc.insecure_channel(f"127.0.0.1:{live.app.state.grpc_port}") as channel:
+            stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as caught:
+                stub.ModelInfer.with_call(raw_request("mlp", rows(1)))
+        assert int(dict(caught.value.trailing_metadata())["retry-after"]) >= 1
         rejected = scrape(live)[("mlgate_rejected_total", ("mlp", "overload", "1"))]
-        assert rejected == 2.0  # one per transport
+        assert rejected == 3.0  # one per refusal, either transport
         dataplane.admission = running
         works(client)
         client.close()

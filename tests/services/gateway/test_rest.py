@@ -263,15 +263,6 @@ async def test_rows_per_request_are_capped(registry: Registry) -> None:
         assert "at most 10 per request" in response.json()["error"]
 
 
-async def test_a_full_queue_is_429_with_retry_after(registry: Registry) -> None:
-    registry.set_serving_config("mlp:1", {"max_batch_size": 2, "max_queue": 4})
-    async for gateway in open_gateway(registry):
-        response = await gateway.infer("mlp", rows(8))
-        assert response.status_code == 429
-        assert int(response.headers["retry-after"]) >= 1
-        assert "max_queue 4" in response.json()["error"]
-
-
 async def test_predicted_slo_misses_are_503(registry: Registry) -> None:
     registry.set_serving_config("mlp:1", {"slo_ms": 0.0001})
     async for gateway in open_gateway(registry):

@@ -1,0 +1,131 @@
+"""`mlgate serve --workers N`: N gateway processes on one port.
+
+uvicorn's supervisor binds the port once, starts N workers (spawned: each imports this
+module and builds its own app with `create_worker_app`), pings them, replaces one that dies
+or hangs without touching the others, and on SIGTERM/SIGINT stops each gracefully (every
+worker finishes its requests and runs its shutdown: queues drained, log flushed). Each
+worker has its own event loop, model manager, batchers, runtimes and inference-log
+segment; the kernel spreads connections over them.
+
+What is done once per gateway, not per worker, hangs on a slot: each worker takes the
+lowest free `slot-<i>.lock` in the gateway's worker folder (an exclusive `flock`, released
+by the kernel when the process dies, so a replacement takes the slot of the worker it
+replaces). Slot 0 runs the monitoring rounds and the in-process retrainer; the others only
+publish what it stored (`drift_monitor=external`). A worker's log replica is
+`<replica>-w<slot>`, so a restarted worker appends to its predecessor's segments' series.
+`/metrics` adds up across workers (`worker_metrics.py`).
+
+Threads are planned so that workers × onnxruntime threads per batch do not exceed the
+cores: `MLGATE_INTRA_OP_THREADS` is capped at cores // workers (at least 1).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import shutil
+import socket
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = ["WorkerSlot", "claim_slot", "create_worker_app", "plan_threads", "run_workers"]
+
+FOLDER_ENV = "MLGATE_WORKER_DIR"
+WORKERS_ENV = "MLGATE_WORKERS"
+# Longer than the slowest model load or Evidently import that holds the GIL: uvicorn
+# replaces a worker that does not answer its ping within this.
+HEALTHCHECK_S = 60
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def plan_threads(workers: int, intra_op_threads: int) -> int:
+    """onnxruntime threads per batch, so that workers × threads ≤ cores."""
+    return max(1, min(intra_op_threads, cores() // workers))
+
+
+@dataclass(frozen=True)
+class WorkerSlot:
+    """Which worker this process is (0 runs the monitor), of how many, sharing `folder`."""
+
+    index: int
+    workers: int
+    folder: Path
+    lock: IO[str]
+
+    @property
+    def leader(self) -> bool:
+        return self.index == 0
+
+
+def claim_slot(folder: Path, workers: int, *, wait_s: float = 60.0) -> WorkerSlot:
+    """The lowest slot no live worker holds (a worker replacing a dead one may start before
+    the kernel has released its slot: it waits for it)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        for index in range(workers):
+            handle = (folder / f"slot-{index}.lock").open("a")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            return WorkerSlot(index, workers, folder, handle)
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"all {workers} worker slots in {folder} are held")
+        time.sleep(0.05)
+
+
+def create_worker_app() -> Any:
+    """uvicorn's factory in each worker process: the gateway app for this worker's slot."""
+    from monitors.settings import MonitorSettings
+    from services.gateway.app import create_app
+    from services.gateway.settings import GatewaySettings
+
+    slot = claim_slot(Path(os.environ[FOLDER_ENV]), int(os.environ[WORKERS_ENV]))
+    settings = GatewaySettings()
+    monitor = MonitorSettings()
+    base = monitor.log_replica or f"{socket.gethostname()}-{settings.port}"
+    update: dict[str, Any] = {"log_replica": f"{base}-w{slot.index}"}
+    if not slot.leader:
+        update["retrainer"] = "off"
+        if monitor.drift_monitor == "inprocess":
+            update["drift_monitor"] = "external"
+    role = "runs the monitor" if slot.leader and monitor.drift_monitor == "inprocess" else "serves"
+    # uvicorn's logger: the one each worker's log level and handlers are set up for
+    logging.getLogger("uvicorn.error").info(
+        "mlgate worker %s of %s (pid %s) %s", slot.index, slot.workers, os.getpid(), role
+    )
+    return create_app(settings, monitor_settings=monitor.model_copy(update=update), worker=slot)
+
+
+def run_workers(workers: int, *, host: str, port: int, env: dict[str, str], log_level: str) -> None:
+    """Serve with `workers` processes until stopped; `env`: settings every worker reads."""
+    import uvicorn
+
+    folder = Path(tempfile.mkdtemp(prefix="mlgate-workers-"))
+    os.environ.update(env)
+    os.environ.update({FOLDER_ENV: str(folder), WORKERS_ENV: str(workers)})
+    try:
+        uvicorn.run(
+            "services.gateway.workers:create_worker_app",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            loop="uvloop",
+            http="httptools",
+            log_level=log_level,
+            access_log=False,
+            timeout_graceful_shutdown=10,
+            timeout_worker_healthcheck=HEALTHCHECK_S,
+        )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
