@@ -163,19 +163,26 @@ async def test_more_rows_than_the_queue_ever_holds_is_413_naming_the_setting(
 async def test_a_full_queue_is_429_with_retry_after(registry: Registry) -> None:
     registry.set_serving_config("mlp:1", {"max_batch_size": 2, "max_queue": 4, "max_inflight": 1})
     async for gateway in open_gateway(registry):
-        with gateway.app.state.dataplane.manager.acquire("mlp") as served:
-            batcher = served.batcher
-        gate = hold(batcher)
-        running = asyncio.ensure_future(gateway.infer("mlp", _rows(2)))
-        await until_state(batcher, inflight=1)
-        queued = asyncio.ensure_future(gateway.infer("mlp", _rows(4)))
-        await until_state(batcher, queued_rows=4)
-        response = await gateway.infer("mlp", _rows(1))
+        response = await overflow(gateway)
         assert response.status_code == 429
         assert int(response.headers["retry-after"]) >= 1
         assert "max_queue 4" in response.json()["error"]
-        gate.set()
-        assert [r.status_code for r in await asyncio.gather(running, queued)] == [200, 200]
+
+
+async def overflow(gateway: Gateway) -> Any:
+    """With max_queue 4 and one execution slot: one batch running, 4 rows queued, then one
+    more row; returns that last answer once the others are answered 200."""
+    with gateway.app.state.dataplane.manager.acquire("mlp") as served:
+        batcher = served.batcher
+    gate = hold(batcher)
+    running = asyncio.ensure_future(gateway.infer("mlp", _rows(2)))
+    await until_state(batcher, inflight=1)
+    queued = asyncio.ensure_future(gateway.infer("mlp", _rows(4)))
+    await until_state(batcher, queued_rows=4)
+    response = await gateway.infer("mlp", _rows(1))
+    gate.set()
+    assert [r.status_code for r in await asyncio.gather(running, queued)] == [200, 200]
+    return response
 
 
 def hold(batcher: Any) -> asyncio.Event:

@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from registry import Registry
 from tests.services.gateway.conftest import Gateway, open_gateway
-from tests.services.gateway.test_admission import hold, until_state
+from tests.services.gateway.test_admission import overflow
 
 pytestmark = pytest.mark.anyio
 
@@ -90,17 +90,7 @@ async def test_rejections_are_counted_by_reason(registry: Registry) -> None:
         # 8 rows can never fit a 4-row queue: 413, not a refusal for load.
         assert (await gateway.infer("mlp", rows(8))).status_code == 413
         # a running batch and 4 queued rows: the next request overflows the queue, 429.
-        with gateway.app.state.dataplane.manager.acquire("mlp") as served:
-            batcher = served.batcher
-        gate = hold(batcher)
-        running = asyncio.ensure_future(gateway.infer("mlp", rows(2)))
-        await until_state(batcher, inflight=1)
-        queued = asyncio.ensure_future(gateway.infer("mlp", rows(4)))
-        await until_state(batcher, queued_rows=4)
-        full = await gateway.infer("mlp", rows(1))
-        assert full.status_code == 429
-        gate.set()
-        await asyncio.gather(running, queued)
+        assert (await overflow(gateway)).status_code == 429
         late = await gateway.client.post(
             "/v2/models/mlp/infer",
             json={"inputs": [{"name": "x", "shape": [1, 6], "datatype": "FP32", "data": [0] * 6}]},
