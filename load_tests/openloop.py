@@ -16,7 +16,12 @@ uvicorn[standard]): about 25 µs of CPU per request, so one core keeps up with 2
 requests/s. It checks itself: the tick lag stays near 1 ms and the send lag near 0 while
 the server keeps up; and its own CPU time is reported beside the server's. After the schedule
 ends it waits --drain seconds for answers; requests still unanswered count as `unfinished`.
-Prints one JSON line.
+
+Goodput and refusals are counted apart: `ok_rps` is 200s per second, `refused_rps` 429s and
+503s per second (both until the last answer), `statuses` every outcome by status, and
+`refusals_without_retry_after` the 429s and 503s that came without a Retry-After header (a
+header callback on the parser: one comparison per header). p50/p99 are of the 200s alone;
+`all_p99_ms` of every answer. Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -37,7 +42,9 @@ import httptools
 import numpy as np
 import uvloop
 
-__all__ = ["main", "run", "run_pinned"]
+__all__ = ["REFUSALS", "main", "run", "run_pinned"]
+
+REFUSALS = (429, 503)  # the statuses that refuse a request (queue full, shed): not errors
 
 
 class _Connection(asyncio.Protocol):
@@ -47,6 +54,7 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.due = 0.0
         self.busy = False
+        self.retry_after = False  # the response being parsed carries Retry-After
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -66,9 +74,19 @@ class _Connection(asyncio.Protocol):
             assert self.transport is not None
             self.transport.close()
 
+    def on_message_begin(self) -> None:
+        self.retry_after = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if len(name) == 11 and name.lower() == b"retry-after":
+            self.retry_after = True
+
     def on_message_complete(self) -> None:
         keep = self.parser.should_keep_alive()
-        self.load.finish(self, str(self.parser.get_status_code()), self if keep else None)
+        status = self.parser.get_status_code()
+        if status in REFUSALS and not self.retry_after and self.busy:
+            self.load.without_retry_after += 1
+        self.load.finish(self, str(status), self if keep else None)
         if not keep and self.transport is not None:
             self.transport.close()
 
@@ -97,6 +115,7 @@ class _Load:
         self.ticks: list[float] = []
         self.outstanding = 0
         self.connect_errors = 0
+        self.without_retry_after = 0
 
     def submit(self, due: float) -> None:
         issued = time.perf_counter()
@@ -202,6 +221,7 @@ def run(
     duration, elapsed = uvloop.run(_drive(load, rate, seconds, drain))
     cpu = time.process_time() - cpu_before
     ok = np.asarray(load.latencies.get("200", []))
+    refused = sum(len(load.latencies.get(str(status), [])) for status in REFUSALS)
     everything = np.asarray([x for values in load.latencies.values() for x in values])
     lags = np.asarray(load.lags)
     return {
@@ -210,12 +230,14 @@ def run(
         "sent": int(rate * seconds),
         # answered per second, counted until the last answer (or the end of the drain)
         "ok_rps": round(ok.size / elapsed, 1),
+        "refused_rps": round(refused / elapsed, 1),  # 429 and 503, never in ok_rps
         "p50_ms": _ms(ok, 50),
         "p99_ms": _ms(ok, 99),
         "all_p99_ms": _ms(everything, 99),
         "statuses": {status: len(values) for status, values in sorted(load.latencies.items())},
         "unfinished": load.outstanding,
         "connect_errors": load.connect_errors,
+        "refusals_without_retry_after": load.without_retry_after,
         "connections": load.open,
         "send_lag_p99_ms": _ms(lags, 99),
         "tick_lag_p99_ms": _ms(np.asarray(load.ticks), 99),

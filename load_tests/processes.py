@@ -1,8 +1,17 @@
-"""Benchmark servers as process trees: started pinned to a core, paused, measured, stopped.
+"""Benchmark servers as process trees: started (pinned to a core or not), paused, measured,
+stopped.
 
 Peers start helpers of their own (BentoML's circus workers in new sessions, PyTriton's
-tritonserver and Python-backend stubs), so a server is the whole tree under the process
-this module starts, found through /proc, not just its process group.
+tritonserver and Python-backend stubs, `mlgate serve --workers N`'s worker processes), so a
+server is the whole tree under the process this module starts, found through /proc, not just
+its process group.
+
+Pausing stops the tree from the root down, so a supervisor cannot ask a stopped worker
+anything; resuming continues it from the leaves up, a level at a time with a short settle
+in between, so a supervisor never wakes to a helper that is still stopped (uvicorn's
+supervisor, for one, kills a worker that misses a 5 s health check, and the time spent
+stopped counts against that check). `stopped()` says which processes are still stopped,
+`states()` and `log_tail()` are for diagnostics.
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-__all__ = ["ServerProcess", "descendants", "tree_cpu_seconds"]
+__all__ = ["ServerProcess", "descendants", "levels", "tree_cpu_seconds"]
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -34,18 +43,22 @@ def _started(pid: int) -> str | None:
     return None if fields is None else fields[19]
 
 
-def descendants(root: int) -> list[int]:
-    """`root` and every live process below it."""
+def levels(root: int) -> list[list[int]]:
+    """The live tree under `root` by depth: [[root], [its children], [theirs], …]."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and (fields := _stat(int(entry.name))) is not None:
             children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, []))
+    found, level = [], [root]
+    while level:
+        found.append(level)
+        level = [child for pid in level for child in children.get(pid, [])]
     return found
+
+
+def descendants(root: int) -> list[int]:
+    """`root` and every live process below it, parents before their children."""
+    return [pid for level in levels(root) for pid in level]
 
 
 def tree_cpu_seconds(root: int) -> float:
@@ -66,7 +79,8 @@ def _ready(url: str) -> bool:
 
 
 class ServerProcess:
-    """One server: `argv` under `taskset -c cpu`, ready when `ready_url` answers 200."""
+    """One server: `argv` under `taskset -c cpu` (unpinned when `cpu` is None), ready when
+    `ready_url` answers 200."""
 
     def __init__(
         self,
@@ -121,11 +135,54 @@ class ServerProcess:
                 os.kill(pid, signum)
 
     def pause(self) -> None:
+        """Root first, then down the tree: a stopped parent sends its helpers nothing."""
         self.signal(signal.SIGSTOP)
 
-    def resume(self) -> None:
-        """Helpers first, then their parents: a parent never wakes to a stopped helper."""
-        self.signal(signal.SIGCONT, leaves_first=True)
+    def resume(self, settle: float = 0.05) -> None:
+        """The deepest helpers first, then each level up, `settle` seconds apart: a parent
+        wakes to helpers that are running already and have answered what it last asked."""
+        tree = levels(self.pid)
+        for depth, level in enumerate(reversed(tree)):
+            if depth and settle:
+                time.sleep(settle)
+            for pid in level:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+
+    def states(self) -> dict[int, str]:
+        """Each live process of the tree and its state (R running, S sleeping, T stopped,
+        Z zombie, D in uninterruptible wait)."""
+        found = {}
+        for pid in descendants(self.pid):
+            if (fields := _stat(pid)) is not None:
+                found[pid] = fields[0]
+        return found
+
+    def stopped(self) -> list[int]:
+        """Processes of the tree that are still stopped (by a signal or a tracer)."""
+        return [pid for pid, state in self.states().items() if state in ("T", "t")]
+
+    def identities(self) -> set[tuple[int, str]]:
+        """(PID, start time) of each live process: a set that changes when one exits or
+        starts (the CPU of a process that exited is no longer counted by `cpu_seconds`)."""
+        return {
+            (pid, started)
+            for pid in descendants(self.pid)
+            if (started := _started(pid)) is not None
+        }
+
+    def exit_code(self) -> int | None:
+        """The root's exit status once it has exited; None while it runs (or never started)."""
+        return None if self._process is None else self._process.poll()
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The last lines of the server's log, for a diagnostic."""
+        if self.log is None or not self.log.exists():
+            return ""
+        with self.log.open("rb") as file:
+            file.seek(max(0, self.log.stat().st_size - 16_384))
+            text = file.read().decode(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
 
     def cpu_seconds(self) -> float:
         return tree_cpu_seconds(self.pid)

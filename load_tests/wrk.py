@@ -3,6 +3,11 @@
 wrk is C and event-driven: one thread keeps 64 connections busy on a fraction of a core,
 so on a 2-core machine it leaves the gateway nearly all of the rest. Its Lua `done()` hook
 prints the run as one JSON line (latency percentiles in microseconds, statuses).
+
+Statuses are counted in the Lua `response()` hook, which wrk hands the parsed headers too:
+`refusals_without_retry_after` counts the 429s and 503s without a Retry-After header (only
+refusals are looked at, so a run of 200s costs nothing more). wrk's latency percentiles are
+of every response, refusals included: it has no per-status latency.
 """
 
 from __future__ import annotations
@@ -29,27 +34,34 @@ if header_length ~= "" then wrk.headers["Inference-Header-Content-Length"] = hea
 
 local threads = {}
 function setup(thread) table.insert(threads, thread) end
-ok, throttled, shed, late, other = 0, 0, 0, 0, 0
+ok, throttled, shed, late, other, bare = 0, 0, 0, 0, 0, 0
+local function retry_after(headers)
+  for name, _ in pairs(headers) do
+    if string.lower(name) == "retry-after" then return true end
+  end
+  return false
+end
 function response(status, headers, body)
   if status == 200 then ok = ok + 1
   elseif status == 429 then throttled = throttled + 1
   elseif status == 503 then shed = shed + 1
   elseif status == 504 then late = late + 1
   else other = other + 1 end
+  if (status == 429 or status == 503) and not retry_after(headers) then bare = bare + 1 end
 end
 function done(summary, latency, requests)
-  local counts = {ok = 0, throttled = 0, shed = 0, late = 0, other = 0}
+  local counts = {ok = 0, throttled = 0, shed = 0, late = 0, other = 0, bare = 0}
   for _, t in ipairs(threads) do
     for key, _ in pairs(counts) do counts[key] = counts[key] + t:get(key) end
   end
   io.write(string.format(
     '{"requests": %d, "duration_us": %d, "p50_us": %d, "p90_us": %d, "p99_us": %d, ' ..
     '"mean_us": %.1f, "socket_errors": %d, "status_200": %d, "status_429": %d, ' ..
-    '"status_503": %d, "status_504": %d, "status_other": %d}\n',
+    '"status_503": %d, "status_504": %d, "status_other": %d, "no_retry_after": %d}\n',
     summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
     latency:percentile(99), latency.mean,
     summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
-    counts.ok, counts.throttled, counts.shed, counts.late, counts.other))
+    counts.ok, counts.throttled, counts.shed, counts.late, counts.other, counts.bare))
 end
 """
 
@@ -66,6 +78,7 @@ class WrkResult:
     statuses: dict[str, int]
     socket_errors: int
     wrk_cpu_s: float
+    refusals_without_retry_after: int = 0  # 429s and 503s without a Retry-After header
 
     def to_json(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -94,7 +107,7 @@ def run_wrk(
     cpu: int | None = None,
 ) -> WrkResult:
     """`cpu`: pin wrk to this core (benchmarks pin the server to another, so the two do not
-    trade places on a shared core between runs)."""
+    trade places on a shared core between runs); None leaves it unpinned."""
     with tempfile.TemporaryDirectory(prefix="mlgate-wrk-") as folder:
         script, body_file = Path(folder) / "post.lua", Path(folder) / "body.bin"
         script.write_text(_SCRIPT)
@@ -140,4 +153,5 @@ def run_wrk(
         statuses={k.removeprefix("status_"): v for k, v in data.items() if k.startswith("status_")},
         socket_errors=data["socket_errors"],
         wrk_cpu_s=round((after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime), 3),
+        refusals_without_retry_after=data["no_retry_after"],
     )

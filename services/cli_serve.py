@@ -158,6 +158,7 @@ def serve(
     import uvicorn
 
     from services.gateway.app import create_app
+    from services.gateway.door import DoorProtocol
     from services.gateway.settings import GatewaySettings
     from services.gateway.workers import cores, plan_threads, run_workers
 
@@ -191,7 +192,7 @@ def serve(
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=DoorProtocol,
         log_level=log_level,
         access_log=False,
         timeout_graceful_shutdown=10,

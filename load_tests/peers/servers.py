@@ -2,7 +2,9 @@
 
 Every server gets the same ONNX file, one core (`cpu`), one onnxruntime thread, loopback
 ports and a one-row request in its own JSON protocol: the Open Inference Protocol for
-mlgate, Triton and the naive FastAPI app, `{"x": [[...]]}` for BentoML.
+mlgate, Triton and the naive FastAPI app, `{"x": [[...]]}` for BentoML. mlgate alone can
+also run unpinned (`cpu=None`) with several worker processes (`workers`), for the workers
+comparison.
 """
 
 from __future__ import annotations
@@ -47,13 +49,24 @@ def _get(url: str) -> bytes:
     return body
 
 
-def _prometheus_sums(url: str, rows: str, batches: str) -> tuple[float, float]:
-    """Two series from a Prometheus text page, each summed over its labels."""
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def _prometheus_sums(
+    url: str, rows: str, batches: str, labels: dict[str, str] | None = None
+) -> tuple[float, float]:
+    """Two series from a Prometheus text page, each summed over its samples (those whose
+    labels include `labels`, where given)."""
     found = {rows: 0.0, batches: 0.0}
     for line in _get(url).decode().splitlines():
         name = re.split(r"[{ ]", line, maxsplit=1)[0]
-        if name in found:
-            found[name] += float(line.rsplit(" ", 1)[1])
+        if name not in found:
+            continue
+        if labels:
+            given = dict(_LABEL.findall(line.partition("{")[2].rpartition("}")[0]))
+            if any(given.get(key) != value for key, value in labels.items()):
+                continue
+        found[name] += float(line.rsplit(" ", 1)[1])
     return found[rows], found[batches]
 
 
@@ -61,29 +74,43 @@ def mlgate(
     home: Path,
     model: str,
     row: np.ndarray,
-    cpu: int,
+    cpu: int | None,
     log: Path,
     max_batch: int,
     name: str = "mlgate",
+    workers: int = 1,
 ) -> Peer:
     """`mlgate serve` with its defaults (inference log and drift checks on), except the
     largest batch, which every batching peer is given alike. The version's stored serving
-    config applies (runtime triton, for one)."""
+    config applies (runtime triton, for one). `cpu=None`: not pinned. `workers`: gateway
+    processes on the port, as MLGATE_WORKERS (serve's own default is one per core) and, when
+    not 1, as `--workers N` too (a gateway without the option then fails to start, loudly).
+
+    Batches are read from /metrics (`mlgate_batch_size` sum and count over the model's
+    samples), not /v2/models/{m}/stats: with several workers, the stats answer from
+    whichever worker takes the request, while /metrics adds up across workers."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     argv = [sys.executable, "-m", "services.cli", "--home", str(home), "serve"]
+    options = ["--port", str(port), "--no-grpc", "--log-level", "warning"]
+    if workers != 1:
+        options += ["--workers", str(workers)]
     server = ServerProcess(
-        [*argv, "--port", str(port), "--no-grpc", "--log-level", "warning"],
+        [*argv, *options],
         f"{url}/v2/health/ready",
-        env={"MLGATE_MAX_BATCH_SIZE": str(max_batch)},
+        env={"MLGATE_MAX_BATCH_SIZE": str(max_batch), "MLGATE_WORKERS": str(workers)},
         cpu=cpu,
         cwd=ROOT,
         log=log,
     )
 
     def batches() -> tuple[float, float]:
-        stats = orjson.loads(_get(f"{url}/v2/models/{model}/stats"))["model_stats"][0]
-        return float(stats["inference_count"]), float(stats["execution_count"])
+        return _prometheus_sums(
+            f"{url}/metrics",
+            "mlgate_batch_size_sum",
+            "mlgate_batch_size_count",
+            labels={"model": model},
+        )
 
     return Peer(name, server, f"{url}/v2/models/{model}/infer", infer_body("x", row), batches)
 

@@ -11,7 +11,7 @@ Every error a route raises becomes the `{"error": "..."}` envelope in one place
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -33,6 +33,7 @@ from services.gateway.alert_routes import alert_routes
 from services.gateway.asgi import GatewayApp
 from services.gateway.dashboard import Dashboard
 from services.gateway.dataplane import DataPlane
+from services.gateway.door import STATE_KEY, Door
 from services.gateway.feedback_routes import feedback_routes
 from services.gateway.manager import ModelManager
 from services.gateway.monitoring import GatewayMonitoring
@@ -69,7 +70,7 @@ def create_app(
     dashboard = Dashboard(metrics.registry, interval_s=settings.dashboard_interval_s)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Door]]:
         own_registry = registry is None
         store = registry or Registry()
         manager = ModelManager(store, settings, metrics=metrics)
@@ -114,7 +115,8 @@ def create_app(
 
                 grpc_server = GrpcServer(app.state.dataplane, settings, metrics)
                 app.state.grpc_port = await grpc_server.start()
-            yield
+            # The door (uvicorn's protocol, `door.py`) finds the admission here.
+            yield {STATE_KEY: Door(admission, door_counter(manager, metrics))}
         finally:
             if grpc_server is not None:
                 await grpc_server.stop()  # first: its calls still need everything below
@@ -159,6 +161,27 @@ def create_app(
 
     app.add_exception_handler(HTTPException, unmatched)
     return app
+
+
+def door_counter(manager: ModelManager, metrics: GatewayMetrics) -> Callable[[bytes], None]:
+    """Counts a refusal at the door as the endpoint would: a 503 in the request metrics and
+    `overload` in the rejections, under the model's name only if it is served here."""
+
+    def count(path: bytes) -> None:
+        parts = path.decode("latin-1").split("/")  # /v2/models/m[/versions/v]/infer
+        name = parts[3] if len(parts) > 3 else ""
+        protocol = "rest"
+        if parts[1:2] == ["v1"]:
+            name, protocol = name.removesuffix(":predict"), "v1"
+        if not manager.knows(name):
+            metrics.observe_request("", "", protocol, 503, 0.0)
+            return
+        routed = manager.routed_version(name)
+        version = parts[5] if len(parts) > 6 else ("" if routed is None else str(routed))
+        metrics.rejected.labels(name, version, "overload").inc()
+        metrics.observe_request(name, version, protocol, 503, 0.0)
+
+    return count
 
 
 def _shed_lag_s(settings: GatewaySettings) -> float:

@@ -17,8 +17,8 @@ each new request's latency: the time it already spent before reaching the batche
 `spent_s`, measured by the data plane), plus the queue ahead of it, plus its own batches.
 One predicted to miss its SLO or deadline is shed (503 with Retry-After) before it costs
 compute; a full queue answers 429 with Retry-After (both the queue's drain time); a
-request that could never be admitted (more rows than the queue holds, or more than the
-SLO allows even with nothing queued) answers 413 naming the setting; a deadline that
+request that could never be admitted (more rows than the queue holds) answers 413 naming
+the setting; an idle batcher never sheds; a deadline that
 passes in the queue answers 504. Only requests with the same non-batch shapes share a
 batch.
 
@@ -150,7 +150,7 @@ class AdaptiveBatcher:
         now = self._clock()
         if self._closed:
             raise ModelNotReady("this model version is being unloaded; retry")
-        impossible = forecast.impossible(self.cost, self.settings, rows)
+        impossible = forecast.impossible(self.settings, rows)
         if impossible is not None:
             raise PayloadTooLarge(impossible)
         if deadline is not None and deadline <= now:
@@ -164,9 +164,13 @@ class AdaptiveBatcher:
                 retry_after_s=self._drain_time(),
             )
         self._note_arrival(rows, now)
-        if not self.cost.fitted:
-            return
-        predicted = spent_s + self._predicted_latency(rows, now)
+        predicted = spent_s
+        if self.cost.fitted and (self._queued_rows or self._inflight):
+            # NOTE: with nothing queued or running, only the time already spent counts:
+            # nothing is ahead of this request, and running it is what corrects a cost
+            # model misled by a stalled batch (else a model predicting every request late
+            # would refuse every request for good).
+            predicted += self._predicted_latency(rows, now)
         budget = self.settings.slo_ms / 1000
         if deadline is not None:
             budget = min(budget, deadline - now + spent_s)

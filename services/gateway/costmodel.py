@@ -15,6 +15,12 @@ from collections import deque
 
 __all__ = ["CostModel"]
 
+# Once this many batches were seen, one batch counts as at most _OUTLIER × its predicted
+# cost (+ a floor, for a model predicted to cost almost nothing).
+_SETTLED = 8
+_OUTLIER = 10.0
+_OUTLIER_FLOOR_S = 0.001
+
 
 class CostModel:
     def __init__(self, window: int = 64) -> None:
@@ -28,12 +34,11 @@ class CostModel:
     def fitted(self) -> bool:
         return bool(self._samples)
 
-    @property
-    def samples(self) -> int:
-        """Batches in the window the fit is made from."""
-        return len(self._samples)
-
     def observe(self, rows: int, seconds: float) -> None:
+        if len(self._samples) >= _SETTLED:
+            # A batch timed across a stall (a stopped process, a long GC) is not its cost:
+            # without a bound, one such sample would predict every batch late.
+            seconds = min(seconds, _OUTLIER * self.cost(rows) + _OUTLIER_FLOOR_S)
         samples, sums = self._samples, self._sums
         if len(samples) == samples.maxlen:
             n, t = samples[0]

@@ -60,17 +60,24 @@ class DataPlane:
         self.log = log
         self.admission = admission
 
-    def admit(self, name: str, version: str) -> None:
+    def admit(self, name: str, version: str) -> bool:
         """Refuse (503 with Retry-After) before any work if the process cannot meet the SLO
-        now (`Admission.refusal`); `name`/`version` are the metric labels."""
+        now (`Admission.refusal`); `name`/`version` are the metric labels. True when the
+        request was counted in flight: the transport calls `leave` once it is answered."""
         if self.admission is None:
-            return
+            return False
         message = self.admission.refusal()
-        if message is None:
-            return
-        if self.manager.metrics is not None:
-            self.manager.metrics.rejected.labels(name, version, "overload").inc()
-        raise Overloaded(message, retry_after_s=self.admission.drain_s())
+        if message is not None:
+            if self.manager.metrics is not None:
+                self.manager.metrics.rejected.labels(name, version, "overload").inc()
+            raise Overloaded(message, retry_after_s=self.admission.drain_s())
+        self.admission.enter()
+        return True
+
+    def leave(self) -> None:
+        """An admitted request was answered (with anything)."""
+        if self.admission is not None:
+            self.admission.leave()
 
     def _spent_s(self, arrived: float) -> float:
         """Of the SLO, what a request arrived at `arrived` (perf_counter) has spent before

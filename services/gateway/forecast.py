@@ -1,5 +1,5 @@
-"""What the batcher predicts from its cost model: a request's latency, the queue's drain
-time, and whether a request could ever be admitted at all."""
+"""What the batcher predicts from its cost model (a request's latency, the queue's drain
+time), and whether a request could ever be admitted at all."""
 
 from __future__ import annotations
 
@@ -10,10 +10,6 @@ from services.gateway.batch_types import BatchSettings
 from services.gateway.costmodel import CostModel
 
 __all__ = ["drain_time", "impossible", "latency", "waves"]
-
-# Batches the cost model must have seen before it may call a request too big for the SLO
-# (413): the first batches after a load are the slowest.
-TRUSTED_SAMPLES = 8
 
 
 def waves(settings: BatchSettings, rows: int) -> int:
@@ -39,22 +35,19 @@ def drain_time(cost: CostModel, settings: BatchSettings, queued_rows: int) -> fl
     return math.ceil(queued_rows / limit) * per_batch / settings.max_inflight
 
 
-def impossible(cost: CostModel, settings: BatchSettings, rows: int) -> str | None:
+def impossible(settings: BatchSettings, rows: int) -> str | None:
     """Why no state of the queue would admit a request of `rows` rows (a 413: retrying
-    cannot help), or None."""
+    cannot help), or None.
+
+    NOTE: only the queue bound is certain. A request predicted to miss the SLO even with
+    nothing queued is shed (503) rather than called impossible: the prediction comes from
+    the cost model, which one stalled batch can mislead, and a 413 tells clients not to
+    retry.
+    """
     if rows > settings.max_queue:
         return (
             f"this request has {rows} rows, more than this version's queue ever holds "
             f"(max_queue {settings.max_queue}: the serving setting max_queue, default "
             "MLGATE_MAX_QUEUE); split it or raise max_queue"
         )
-    if cost.samples < TRUSTED_SAMPLES:
-        return None
-    idle = waves(settings, rows) * cost.cost(min(rows, settings.max_batch_size))
-    if idle <= settings.slo_ms / 1000:
-        return None
-    return (
-        f"this request has {rows} rows, which take about {idle * 1000:.0f} ms even with "
-        f"nothing queued: more than slo_ms {settings.slo_ms:g} (the serving setting slo_ms, "
-        "default MLGATE_SLO_MS); split it or raise slo_ms"
-    )
+    return None

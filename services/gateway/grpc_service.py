@@ -96,10 +96,11 @@ def peer_host(peer: str) -> str | None:
 class _Labels:
     """The version label of one inference's metrics, known only as the call proceeds."""
 
-    __slots__ = ("version",)
+    __slots__ = ("admitted", "version")
 
     def __init__(self) -> None:
         self.version = ""
+        self.admitted = False  # counted in flight by admission: leaves when answered
 
 
 class InferenceServicer:
@@ -247,6 +248,9 @@ class InferenceServicer:
             status, message, headers = error_body(exc)
             self._observe(request.model_name, labels, status, started)
             return None, status, message, headers
+        finally:
+            if labels.admitted:
+                self.dataplane.leave()
         self._observe(request.model_name, labels, 200, started)
         return response, 200, "", {}
 
@@ -256,7 +260,7 @@ class InferenceServicer:
         routed = version if version is not None else dataplane.manager.routed_version(name)
         labels.version = "" if routed is None else str(routed)
         dataplane.manager.require(name, version)  # 404/503 before decoding the tensors
-        dataplane.admit(name, labels.version)
+        labels.admitted = dataplane.admit(name, labels.version)
         decoded = codec.decode_infer(request)
         remaining = context.time_remaining()  # None: the client set no deadline
         deadline = None if remaining is None else time.monotonic() + remaining

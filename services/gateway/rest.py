@@ -77,6 +77,7 @@ INFER_PATHS = frozenset(
 )
 VERSION_KEY = "mlgate.version"  # scope key: the version label of the request's metrics
 ARRIVED_KEY = "mlgate.arrived"  # scope key: time.perf_counter() when the request reached us
+ADMITTED_KEY = "mlgate.admitted"  # scope key: counted in flight by admission
 
 
 def guarded(endpoint: Endpoint) -> Endpoint:
@@ -101,11 +102,14 @@ def _observed(endpoint: Endpoint, protocol: str, metrics: GatewayMetrics) -> End
     @functools.wraps(endpoint)
     async def run(request: Request) -> Response:
         started = request.scope[ARRIVED_KEY] = time.perf_counter()
+        dataplane: DataPlane = request.app.state.dataplane
         try:
             response = await endpoint(request)
         except Exception as exc:  # noqa: BLE001 - every error leaves as the envelope
             response = error_response(exc)
-        dataplane: DataPlane = request.app.state.dataplane
+        finally:
+            if request.scope.get(ADMITTED_KEY):
+                dataplane.leave()
         name = request.path_params.get("name", "")
         model = name if dataplane.manager.knows(name) else ""
         version = request.scope.get(VERSION_KEY, "") if model else ""
@@ -172,7 +176,7 @@ def build_routes(settings: GatewaySettings, metrics: GatewayMetrics) -> list[Rou
         name, version = target(request)
         label_version(request, dataplane, name, version)
         dataplane.manager.require(name, version)  # 404/503 before reading the body
-        dataplane.admit(name, request.scope[VERSION_KEY])
+        request.scope[ADMITTED_KEY] = dataplane.admit(name, request.scope[VERSION_KEY])
         body = await read_body(request, settings.max_body_bytes)
         decoded = decode_request(body, request.headers.get(HEADER_LENGTH))
         deadline = _header_deadline(request.headers.get(DEADLINE_HEADER))
@@ -191,7 +195,7 @@ def build_routes(settings: GatewaySettings, metrics: GatewayMetrics) -> list[Rou
         name, _ = target(request)
         label_version(request, dataplane, name, None)
         dataplane.manager.require(name, None)
-        dataplane.admit(name, request.scope[VERSION_KEY])
+        request.scope[ADMITTED_KEY] = dataplane.admit(name, request.scope[VERSION_KEY])
         body = await read_body(request, settings.max_body_bytes)
         try:
             document = orjson.loads(body)

@@ -110,6 +110,8 @@ def run_workers(workers: int, *, host: str, port: int, env: dict[str, str], log_
     """Serve with `workers` processes until stopped; `env`: settings every worker reads."""
     import uvicorn
 
+    from services.gateway.door import DoorProtocol
+
     folder = Path(tempfile.mkdtemp(prefix="mlgate-workers-"))
     os.environ.update(env)
     os.environ.update({FOLDER_ENV: str(folder), WORKERS_ENV: str(workers)})
@@ -121,7 +123,7 @@ def run_workers(workers: int, *, host: str, port: int, env: dict[str, str], log_
             host=host,
             port=port,
             loop="uvloop",
-            http="httptools",
+            http=DoorProtocol,
             log_level=log_level,
             access_log=False,
             timeout_graceful_shutdown=10,

@@ -40,6 +40,8 @@ KEYS = {
     "send_lag_p99_ms",
     "tick_lag_p99_ms",
     "generator_cpu_s",
+    "refused_rps",
+    "refusals_without_retry_after",
 }
 
 
@@ -184,6 +186,7 @@ def test_503s_are_counted_under_their_status_and_not_as_ok(endpoint: Endpoint) -
     result = openloop.run(f"{endpoint.base}/busy", BODY, rate=rate, seconds=seconds, drain=5)
     _check_shape(result, rate, seconds)
     assert result["statuses"] == {"503": 30}
+    assert result["refusals_without_retry_after"] == 30
     assert result["ok_rps"] == 0
     assert result["p50_ms"] is None  # the ok percentiles cover 200s only
     assert result["p99_ms"] is None
@@ -196,6 +199,7 @@ def test_mixed_statuses_add_up_to_the_requests_sent(endpoint: Endpoint) -> None:
     result = openloop.run(f"{endpoint.base}/mixed", BODY, rate=rate, seconds=seconds, drain=5)
     _check_shape(result, rate, seconds)
     assert result["statuses"] == {"200": 40, "503": 20}
+    assert result["refusals_without_retry_after"] == 20
     assert result["unfinished"] == 0
     assert 0 < result["ok_rps"] <= rate * 1.05
 

@@ -10,7 +10,8 @@ import pytest
 from load_tests.peer_report import LOADS, SLO_MS, targets, write_report
 
 PEERS = ("mlgate", "bentoml", "triton")
-SHARES = {"50%": 0.5, "90%": 0.9, "150%": 1.5}
+SHARES = {"50%": 0.5, "90%": 0.9, "150%": 1.5, "300%": 3.0}
+CONNECTIONS = (1, 8, 64, 256)
 LIMIT = {  # load_tests.limit's JSON: string keys, as json.loads gives them
     "rows_per_s": {"1": 2_000.0, "8": 6_000.0, "64": 9_000.0, "256": 12_000.0},
     "best_batch": 256,
@@ -33,11 +34,20 @@ def _row(
         "p99_ms": p99_ms,
         "mean_batch": 1.0,
         "errors": errors or {},
+        "refused_rps": 0.0,
+        "refusals": {k: v for k, v in (errors or {}).items() if k in ("429", "503")},
+        "refusals_without_retry_after": 0,
+        "p99_includes_refusals": False,
         "requests": int(ok_rps * 2),
         "server_cpu_us": 180.5,
+        "cpu_us_per_success": None if errors else 180.5,
+        "cpu_us_per_refusal_derived": None,
         "generator_cpu_s": 0.25,
         "send_lag_p99_ms": None if offered_rps is None else 0.01,
         "repeats": 1,
+        "failed_runs": 0,
+        "failures": [],
+        "drain_failed": 0,
     }
     if offered_rps is not None:
         row["offered_rps"] = offered_rps
@@ -63,6 +73,7 @@ def _result(
             "c1": _row(rps / 4, p99 / 10),
             "c8": _row(rps / 2, p99 / 4),
             "c64": _row(rps, p99),
+            "c256": _row(rps * 0.9, p99 * 4),
         }
         for label, share in SHARES.items():
             offered = saturation * share
@@ -74,7 +85,7 @@ def _result(
             if over is not None:
                 cells["150%"] = {**cells["150%"], **over}
         summary[peer] = cells
-        for load in (1, 8, 64):
+        for load in CONNECTIONS:
             runs.append(
                 {"shape": "closed", "load": load, "ok_rps": rps, "p50_ms": 1.0, "p99_ms": p99}
                 | {"errors": {}, "generator_cpu_s": 0.3, "requests": int(rps * 2)}
@@ -102,6 +113,14 @@ def _result(
         "seconds": 2.0,
         "repeats": 1,
         "command": "python -m load_tests.bench_peers --models tiny --repeats 1",
+        "connections": list(CONNECTIONS),
+        "open_shares": list(SHARES.values()),
+        "saturation_from": "mlgate's closed loop at 64 connections",
+        "cpu_method": "per success: server CPU ÷ 200s",
+        "cpu_reference": {"mlgate": {"load": "c64", "cpu_us_per_success": 180.5, "runs": 1}},
+        "workers": None,
+        "failures": [],
+        "events": [],
     }
 
 
@@ -218,28 +237,32 @@ def test_write_report_writes_the_tables_and_a_png(tmp_path: Path) -> None:
     lines = text.splitlines()
     assert lines[0] == "# Peer benchmark: wide-mlp (16, 64, 64, 4), 2026-11-23"
     assert "`python -m load_tests.bench_peers --models tiny --repeats 1`" in text
-    assert "(8,000 req/s)" in text  # mlgate's saturation
+    assert "(8,000 req/s, mlgate's closed loop at 64 connections)" in text  # saturation
     assert "In-process onnxruntime on core 0 (rows/s by batch size): 1: 2,000, 8: 6,000, " in text
     assert "64: 9,000, 256: 12,000;" in text
     assert "batch 64 is 20.0× cheaper per row than batch 1" in text
     # the main table: a row per peer and load, with the open loads' offered rate
     header = (
-        "| peer | load | answered req/s | p50 ms | p99 ms | mean batch | server CPU µs/req "
-        "| not 200 |"
+        "| peer | load | answered 200/s | refused/s | p50 ms | p99 ms | mean batch "
+        "| server CPU µs per 200 | refusals | other errors | runs |"
     )
     assert header in lines
     table = [line for line in lines if line.startswith(("| mlgate |", "| bentoml |", "| triton |"))]
     assert len(table) == len(PEERS) * len(LOADS)
-    assert "| mlgate | c64 | 8,000 | 5.00 | 20.00 | 1.00 | 180 | 0 |" in lines
+    assert "| mlgate | c64 | 8,000 | 0 | 5.00 | 20.00 | 1.00 | 180 | 0 | 0 | 1/1 |" in lines
     assert (
-        "| mlgate | 150% (12,000/s) | 8,000 | 30.00 | 120.00 | 1.00 | 180 | 503: 40, 504: 2 |"
-        in lines
+        "| mlgate | 150% (12,000/s) | 8,000 | 0 | 30.00 | 120.00 | 1.00 | 180 | 503: 40 "
+        "| 504: 2 | 1/1 |" in lines
     )
-    assert "| triton | 50% (4,000/s) | 4,000 | 3.75 | 15.00 | 1.00 | 180 | 0 |" in lines
+    assert (
+        "| triton | 50% (4,000/s) | 4,000 | 0 | 3.75 | 15.00 | 1.00 | 180 | 0 | 0 | 1/1 |" in lines
+    )
     # the ratios: a column per other peer
     assert "| load | bentoml | triton |" in lines
     assert "| c64 | 1.60× (20.0 / 40.0) | 1.33× (20.0 / 30.0) |" in lines
-    ratios = [line for line in lines if line.startswith(tuple(f"| {x} |" for x in LOADS))]
+    ratios = [
+        line for line in lines if line.startswith(tuple(f"| {x} |" for x in LOADS)) and "×" in line
+    ]
     assert len(ratios) == len(LOADS)
     # the targets, with their verdicts: bentoml at 1.6× and a 504 in the overload are missed
     assert "| target | measured | verdict |" in lines
@@ -269,7 +292,7 @@ def test_write_report_draws_loads_without_an_answered_p99(tmp_path: Path) -> Non
     result["summary"]["triton"]["150%"] = _row(0.0, None, errors={"unfinished": 9}, offered_rps=1)
     write_report(result, tmp_path / "gap")
     text = (tmp_path / "gap.md").read_text()
-    assert "| triton | 150% (1/s) | 0 | – | – | 1.00 | 180 | unfinished: 9 |" in text
+    assert "| triton | 150% (1/s) | 0 | 0 | – | – | 1.00 | 180 | 0 | unfinished: 9 | 1/1 |" in text
     assert "| 150% | 1.33× (120.0 / –) |" not in text  # ratio against 0 answers is inf
     assert "inf× (120.0 / –)" in text
     assert (tmp_path / "gap.png").read_bytes().startswith(b"\x89PNG")
@@ -287,3 +310,50 @@ def test_write_report_of_an_overhead_bound_model(tmp_path: Path) -> None:
     assert "64: 5,700,000, 256: 8,200,000;" in (tmp_path / "tiny.md").read_text()
     assert "in-process" not in _verdicts(result)
     assert (tmp_path / "tiny.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_write_report_of_refusals_cpu_workers_and_failures(tmp_path: Path) -> None:
+    """The new rows: refusals apart from goodput, CPU per success and per refusal, the
+    workers table with its ratio, the failed runs."""
+    result = _result(peers=("mlgate",))
+    over = result["summary"]["mlgate"]["300%"]
+    over.update(
+        refused_rps=12_000.0,
+        refusals={"429": 100, "503": 200},
+        refusals_without_retry_after=200,
+        errors={"429": 100, "503": 200},
+        cpu_us_per_success=None,
+        cpu_us_per_refusal_derived=35.5,
+    )
+    result["summary"]["mlgate"]["c256"].update(
+        refusals={"429": 5}, errors={"429": 5}, p99_includes_refusals=True
+    )
+    cell = _row(8000.0, 20.0) | {"processes": [1], "server_cores": 0.9, "generator_cores": 0.1}
+    result["workers"] = {
+        "connections": 64,
+        "cells": {
+            "1": cell | {"tree_changed": 0},
+            "2": cell | {"ok_rps": 12_000.0, "processes": [4], "tree_changed": 1},
+        },
+        "ratio_2_over_1": {"ok_rps": 1.5, "p99_ms": 1.0, "server_cpu_us": 1.0},
+    }
+    result["failures"] = [
+        {"peer": "mlgate", "shape": "closed", "load": 8, "repeat": 0, "reason": "it hung"}
+    ]
+    write_report(result, tmp_path / "new")
+    text = (tmp_path / "new.md").read_text()
+    lines = text.splitlines()
+    assert (
+        "| mlgate | 300% (24,000/s) | 8,000 | 12,000 | 15.00 | 60.00 | 1.00 | 180 "
+        "| 429: 100, 503: 200 (200 without Retry-After) | 0 | 1/1 |" in lines
+    )
+    assert (
+        "| mlgate | c256 | 7,200 | 0 | 20.00 | 80.00 † | 1.00 | 180 | 429: 5 | 0 | 1/1 |" in lines
+    )
+    assert "P = 180 µs, from 1 c64 run without a refusal." in text
+    assert "| 300% | 8,000 | 12,000 | – | 36 |" in lines
+    assert "| c64 | 8,000 | 0 | 180 | – |" in lines
+    assert "Neither the server nor wrk is pinned" in text
+    assert "| 2 | 4 | 12,000 | 0 | 5.00 | 20.00 | 1.00 | 180 | 0.90 | 0.10 " in text
+    assert "2 workers ÷ 1 worker: answered 200s/s 1.50×" in text
+    assert "- mlgate closed 8 0: it hung" in lines

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from load_tests.processes import ServerProcess, descendants, tree_cpu_seconds
+from load_tests.processes import ServerProcess, descendants, levels, tree_cpu_seconds
 from services.traffic import free_port
 
 # serves like http.server, after starting a helper in a new session (out of its group)
@@ -245,3 +245,38 @@ def test_tree_cpu_seconds_adds_up_the_cpu_of_every_process_below(tmp_path: Path)
             for pid in reversed(descendants(process.pid)):
                 os.kill(pid, signal.SIGKILL)
     assert descendants(process.pid) == [process.pid]  # gone, reaped: the root alone is left
+
+
+def test_levels_stopped_states_and_the_log_tail_of_a_tree(
+    tmp_path: Path, servers: list[ServerProcess]
+) -> None:
+    """Resume continues the helper before its parent; what is still stopped is reported."""
+    port, helper_file = free_port(), tmp_path / "helper.pid"
+    script = tmp_path / "tree_server.py"
+    script.write_text(
+        TREE_SERVER.replace(
+            "server.serve_forever()", "print('serving', flush=True)\nserver.serve_forever()"
+        )
+    )
+    server = ServerProcess(
+        [sys.executable, str(script), str(port), str(helper_file)],
+        f"http://127.0.0.1:{port}/",
+        log=tmp_path / "tree.log",
+    )
+    servers.append(server)
+    assert server.exit_code() is None  # not started
+    server.start(timeout=60)
+    helper = int(helper_file.read_text())
+    assert levels(server.pid) == [[server.pid], [helper]]
+    assert server.stopped() == []
+    assert sorted(server.states()) == sorted([server.pid, helper])
+    server.pause()
+    assert _wait_for(lambda: sorted(server.stopped()) == sorted([server.pid, helper]))
+    server.resume(settle=0.2)
+    assert server.stopped() == []
+    assert _answers(f"http://127.0.0.1:{port}/")
+    assert server.identities() == server.identities()
+    assert _wait_for(lambda: "serving" in server.log_tail())
+    assert server.exit_code() is None
+    server.stop()
+    assert server.exit_code() is not None

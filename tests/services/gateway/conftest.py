@@ -20,6 +20,7 @@ from exporters import export
 from monitors.settings import MonitorSettings
 from registry import Registry
 from services.gateway.app import create_app
+from services.gateway.door import DoorProtocol
 from services.gateway.settings import GatewaySettings
 from services.traffic import free_port
 from tests.fixtures import TwoInputs, make_mlp
@@ -150,6 +151,7 @@ class LiveServer:
             access_log=False,
             loop="asyncio",
             lifespan="on",
+            http=DoorProtocol,  # as `mlgate serve` runs it
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

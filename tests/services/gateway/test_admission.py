@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from registry import Registry
-from services.gateway.admission import Admission, LoopLag
+from services.gateway.admission import Admission, LoopCost, LoopLag
 from tests.services.gateway.conftest import Gateway, open_gateway
 
 pytestmark = pytest.mark.anyio
@@ -44,6 +44,45 @@ def test_one_stall_refuses_nothing_but_two_late_probes_in_a_row_do() -> None:
     # a 500 ms stall alone (a garbage collection, a load) refuses nothing; 300 then 200 ms
     # behind does (two hops of 200 ms > 100 ms); one probe nearly on time clears it
     assert refused == [False, False, False, True, False, False]
+
+
+def test_the_loops_cost_per_answer_is_measured_in_windows_without_many_refusals() -> None:
+    cpu = [0.0]
+    cost = LoopCost(window_probes=2, min_answers=10, smoothing=0.5, cpu=lambda: cpu[0])
+
+    def window(answered: int, refused: int, seconds: float) -> None:
+        cost.answered += answered
+        cost.refused += refused
+        cpu[0] += seconds
+        cost.tick()
+        cost.tick()
+
+    window(0, 0, 0.0)  # the first window only starts the clock
+    window(100, 0, 0.025)  # 250 µs an answer
+    assert cost.per_answer_s == pytest.approx(250e-6)
+    window(100, 50, 0.5)  # half as many refusals as answers: not a measure of an answer
+    assert cost.per_answer_s == pytest.approx(250e-6)
+    window(5, 0, 0.5)  # too few answers to say
+    assert cost.per_answer_s == pytest.approx(250e-6)
+    window(100, 5, 0.045)  # 450 µs, smoothed by half
+    assert cost.per_answer_s == pytest.approx(350e-6)
+
+
+def test_the_door_closes_when_the_work_in_flight_exceeds_its_share_of_the_slo() -> None:
+    admission = Admission(0.1)
+    admission.cost.per_answer_s = 250e-6  # 250 µs of the loop per answered request
+    for _ in range(400):
+        admission.enter()
+    assert admission.refusal() is None  # 400 × 250 µs = 100 ms: just within
+    admission.enter()
+    message = admission.refusal()
+    assert message is not None
+    assert "401 requests are in flight at about 250 µs" in message
+    assert admission.drain_s() == pytest.approx(401 * 250e-6)
+    admission.leave()
+    assert admission.refusal() is None
+    assert admission.cost.refused == 1
+    assert admission.cost.answered == 1
 
 
 async def test_the_probe_sees_a_busy_loop_and_then_its_recovery() -> None:
@@ -87,7 +126,8 @@ async def test_an_overloaded_gateway_answers_503_with_retry_after_then_serves_ag
         admission = gateway.app.state.dataplane.admission
         assert admission.threshold_s == 1.0
         assert (await _infer(gateway))[0] == 200
-        for _ in range(10):  # far behind: a probe or two in between cannot bring it back
+        await admission.lag.stop()  # the test says how late the loop is, not the probe
+        for _ in range(2):
             admission.lag.observe(20.0)
         response = await gateway.infer("mlp", np.zeros((1, 6), np.float32))
         assert response.status_code == 503
@@ -108,8 +148,10 @@ async def test_an_overloaded_gateway_answers_503_with_retry_after_then_serves_ag
 
 async def test_a_refused_body_is_never_read(registry: Registry) -> None:
     async for gateway in open_gateway(registry, loop_lag_shed_ms=1000):
-        for _ in range(10):
-            gateway.app.state.dataplane.admission.lag.observe(20.0)
+        lag = gateway.app.state.dataplane.admission.lag
+        await lag.stop()
+        for _ in range(2):
+            lag.observe(20.0)
         read = 0
 
         async def body() -> AsyncIterator[bytes]:
@@ -209,3 +251,16 @@ async def until(condition: Callable[[], bool]) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition never held"
         await asyncio.sleep(0.001)
+
+
+async def test_every_admitted_request_leaves_whatever_its_answer(registry: Registry) -> None:
+    async for gateway in open_gateway(registry, loop_lag_shed_ms=1000):
+        admission = gateway.app.state.dataplane.admission
+        assert (await gateway.infer("mlp", _rows(2))).status_code == 200
+        bad = await gateway.client.post("/v2/models/mlp/infer", content=b"{not json")
+        assert bad.status_code == 400
+        v1 = await gateway.client.post("/v1/models/mlp:predict", json={"instances": []})
+        assert v1.status_code == 400
+        assert (await gateway.infer("mlp", _rows(5000))).status_code == 413
+        assert admission.inflight == 0
+        assert admission.cost.answered == 4

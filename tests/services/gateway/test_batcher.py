@@ -134,23 +134,33 @@ async def test_a_full_queue_answers_429_with_retry_after() -> None:
 
 async def test_requests_predicted_to_miss_the_slo_are_shed_before_compute() -> None:
     runtime = Runtime()
-    batcher = batcher_for(runtime, slo_ms=50)
-    batcher.cost.observe(1, 0.2)  # the model takes 200 ms a batch
+    runtime.gate = asyncio.Event()
+    batcher = batcher_for(runtime, slo_ms=50, max_inflight=1)
+    running = asyncio.ensure_future(batcher.submit(rows(1)))
+    await settle()
+    batcher.cost.observe(1, 0.2)  # the model takes 200 ms a batch, and one is running
     with pytest.raises(Overloaded, match=r"exceeds the 50\.0 ms budget") as caught:
         await batcher.submit(rows(1))
     assert caught.value.status_code == 503
-    assert runtime.batches == []
+    assert runtime.batches == [1]
     assert batcher.stats.rejected == {"shed": 1}
+    runtime.gate.set()
+    await running
 
 
 async def test_a_deadline_shorter_than_the_predicted_latency_is_shed() -> None:
     runtime = Runtime()
-    batcher = batcher_for(runtime, slo_ms=10_000)
+    runtime.gate = asyncio.Event()
+    batcher = batcher_for(runtime, slo_ms=10_000, max_inflight=1)
+    running = asyncio.ensure_future(batcher.submit(rows(1)))
+    await settle()
     batcher.cost.observe(1, 0.2)
     loop = asyncio.get_running_loop()
     with pytest.raises(Overloaded):
         await batcher.submit(rows(1), deadline=loop.time() + 0.05)
-    assert runtime.batches == []
+    assert runtime.batches == [1]
+    runtime.gate.set()
+    await running
 
 
 async def test_deadlines_passed_before_or_while_queued_answer_504() -> None:
