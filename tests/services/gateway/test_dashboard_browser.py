@@ -156,6 +156,12 @@ class Traffic:
         self.pool.shutdown()
 
 
+ERRORS_DRAWN = """() => {
+    const max = document.querySelector('[data-chart="requests"]')?.dataset.max;
+    return max !== undefined && JSON.parse(max).errors > 0;
+}"""
+
+
 def publish_drift_checks(metrics: GatewayMetrics, scores: dict[str, float]) -> None:
     """Three checks of mlp v1, the share stepping up, as the drift loop would publish them."""
     for share in (0.0, 1 / 6, 0.5):
@@ -190,6 +196,9 @@ def test_the_dashboard_draws_live_traffic(registry: Registry) -> None:
                 assert opened.status == 200
                 page.wait_for_function(CHARTS_DRAWN, arg=list(CHARTS), timeout=30_000)
                 page.wait_for_function(ENOUGH_POINTS, arg=8, timeout=30_000)
+                # Every tenth request is a 400; on a busy machine the first points may all
+                # fall between two of them: wait for the chart to have drawn one.
+                page.wait_for_function(ERRORS_DRAWN, timeout=30_000)
                 shown = {chart: browsed.drawn(chart) for chart in CHARTS}
                 errors_max = browsed.drawn("requests", "max")["errors"]
                 painted = page.evaluate(PAINTED, ["requests", list(REQUESTS_BLUE)])

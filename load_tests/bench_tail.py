@@ -1,0 +1,99 @@
+"""The tail at one connection: the gateway as shipped against the same gateway with the
+inference log and the drift monitor off, side by side.
+
+    python -m load_tests.bench_tail [--model tiny|wide] [--repeats 3] [--seconds 8]
+                                    [--rate R]
+
+Both `mlgate serve` pinned to core 0 (the one not measured paused), wrk with one
+connection on core 1 (or, with --rate, the open-loop generator at R requests a second),
+the two alternated; prints p50 and p99 per run and the medians. A benchmark, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from load_tests import openloop
+from load_tests.bench_peers import MODELS, prepare
+from load_tests.processes import ServerProcess
+from load_tests.wrk import ensure_wrk, run_wrk
+from services.traffic import free_port, infer_body
+
+ROOT = Path(__file__).resolve().parent.parent
+SETUPS = {
+    "monitoring on": {},
+    "monitoring off": {"MLGATE_DRIFT_MONITOR": "off", "MLGATE_LOG_SAMPLE_RATE": "0"},
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", choices=sorted(MODELS), default="tiny")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=8)
+    parser.add_argument("--rate", type=float, default=0.0)
+    args = parser.parse_args()
+    ensure_wrk()
+    name, widths = MODELS[args.model]
+    work = Path(tempfile.mkdtemp(prefix="mlgate-tail-"))
+    _, row = prepare(work / "home", name, widths)
+    body = infer_body("x", row)
+    (work / "body").write_bytes(body)
+    servers: dict[str, tuple[ServerProcess, str]] = {}
+    runs: list[dict[str, Any]] = []
+    try:
+        for label, env in SETUPS.items():
+            port = free_port()
+            argv = [sys.executable, "-m", "services.cli", "--home", str(work / "home"), "serve"]
+            server = ServerProcess(
+                [*argv, "--port", str(port), "--no-grpc", "--log-level", "warning"],
+                f"http://127.0.0.1:{port}/v2/health/ready",
+                env={"MLGATE_MAX_BATCH_SIZE": "64", "MLGATE_WORKERS": "1", **env},
+                cpu=0,
+                cwd=ROOT,
+                log=work / f"{label.replace(' ', '-')}.log",
+            )
+            server.start()
+            server.pause()
+            servers[label] = (server, f"http://127.0.0.1:{port}/v2/models/{name}/infer")
+        for repeat in range(args.repeats):
+            order = list(SETUPS) if repeat % 2 == 0 else list(reversed(SETUPS))
+            for label in order:
+                server, url = servers[label]
+                server.resume()
+                time.sleep(0.5)
+                options: dict[str, Any] = {
+                    "header_length": None,
+                    "content_type": "application/json",
+                    "cpu": 1,
+                }
+                run_wrk(url, body, connections=1, seconds=1, **options)  # warm, not reported
+                if args.rate:
+                    found = openloop.run_pinned(
+                        url, work / "body", rate=args.rate, seconds=args.seconds, cpu=1
+                    )
+                    run = {k: found[k] for k in ("ok_rps", "p50_ms", "p99_ms", "statuses")}
+                else:
+                    result = run_wrk(url, body, connections=1, seconds=args.seconds, **options)
+                    run = {"ok_rps": result.rps, "p50_ms": result.p50_ms, "p99_ms": result.p99_ms}
+                server.pause()
+                runs.append({"setup": label, **run})
+                print(json.dumps(runs[-1]), flush=True)
+    finally:
+        for server, _ in servers.values():
+            server.stop()
+    for label in SETUPS:
+        mine = [r for r in runs if r["setup"] == label]
+        medians = {k: statistics.median(r[k] for r in mine) for k in ("ok_rps", "p50_ms", "p99_ms")}
+        print(label, json.dumps(medians), flush=True)
+
+
+if __name__ == "__main__":
+    main()
