@@ -28,13 +28,16 @@ from load_tests.wrk import run_wrk
 from services.traffic import free_port, infer_body
 
 
-def serve(root: Path, home: Path, log: Path) -> tuple[ServerProcess, int]:
+def serve(
+    root: Path, home: Path, log: Path, env: dict[str, str] | None = None
+) -> tuple[ServerProcess, int]:
+    """`mlgate serve` from the checkout at `root`, one worker, pinned to core 0, started."""
     port = free_port()
     argv = [sys.executable, "-m", "services.cli", "--home", str(home), "serve"]
     server = ServerProcess(
         [*argv, "--port", str(port), "--no-grpc", "--log-level", "warning"],
         f"http://127.0.0.1:{port}/v2/health/ready",
-        env={"MLGATE_MAX_BATCH_SIZE": "64"},
+        env={"MLGATE_MAX_BATCH_SIZE": "64", "MLGATE_WORKERS": "1", **(env or {})},
         cpu=0,
         cwd=root,  # `python -m services.cli` imports the checkout it runs in
         log=log,

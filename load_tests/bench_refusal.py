@@ -28,28 +28,14 @@ from typing import Any
 
 import numpy as np
 
+from load_tests.bench_ab import serve
 from load_tests.bench_peers import MODELS, RESULTS, prepare
 from load_tests.processes import ServerProcess
 from load_tests.wrk import ensure_wrk, run_wrk
-from services.traffic import free_port, infer_body
+from services.traffic import infer_body
 
 ROOT = Path(__file__).resolve().parent.parent
 SETUPS = {"answered": {}, "refused": {"MLGATE_LOOP_LAG_SHED_MS": "0.0001"}}
-
-
-def start(home: Path, log: Path, env: dict[str, str]) -> tuple[ServerProcess, int]:
-    port = free_port()
-    argv = [sys.executable, "-m", "services.cli", "--home", str(home), "serve"]
-    server = ServerProcess(
-        [*argv, "--port", str(port), "--no-grpc", "--log-level", "warning"],
-        f"http://127.0.0.1:{port}/v2/health/ready",
-        env={"MLGATE_MAX_BATCH_SIZE": "64", "MLGATE_WORKERS": "1", **env},
-        cpu=0,
-        cwd=ROOT,
-        log=log,
-    )
-    server.start()
-    return server, port
 
 
 def main() -> None:
@@ -67,7 +53,7 @@ def main() -> None:
     runs: list[dict[str, Any]] = []
     try:
         for label, env in SETUPS.items():
-            server, port = start(work / "home", work / f"{label}.log", env)
+            server, port = serve(ROOT, work / "home", work / f"{label}.log", env)
             servers[label] = (server, f"http://127.0.0.1:{port}/v2/models/{name}/infer")
             server.pause()
         for repeat in range(args.repeats):

@@ -14,17 +14,17 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from load_tests import openloop
+from load_tests.bench_ab import serve
 from load_tests.bench_peers import MODELS, prepare
 from load_tests.processes import ServerProcess
 from load_tests.wrk import ensure_wrk, run_wrk
-from services.traffic import free_port, infer_body
+from services.traffic import infer_body
 
 ROOT = Path(__file__).resolve().parent.parent
 SETUPS = {
@@ -50,17 +50,8 @@ def main() -> None:
     runs: list[dict[str, Any]] = []
     try:
         for label, env in SETUPS.items():
-            port = free_port()
-            argv = [sys.executable, "-m", "services.cli", "--home", str(work / "home"), "serve"]
-            server = ServerProcess(
-                [*argv, "--port", str(port), "--no-grpc", "--log-level", "warning"],
-                f"http://127.0.0.1:{port}/v2/health/ready",
-                env={"MLGATE_MAX_BATCH_SIZE": "64", "MLGATE_WORKERS": "1", **env},
-                cpu=0,
-                cwd=ROOT,
-                log=work / f"{label.replace(' ', '-')}.log",
-            )
-            server.start()
+            log = work / f"{label.replace(' ', '-')}.log"
+            server, port = serve(ROOT, work / "home", log, env)
             server.pause()
             servers[label] = (server, f"http://127.0.0.1:{port}/v2/models/{name}/infer")
         for repeat in range(args.repeats):

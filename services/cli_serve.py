@@ -16,15 +16,19 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_GRPC_PORT", "demo", "serve_grpc_port"]
 
 
-def _worker_env(state: Any, settings: GatewaySettings, threads: int) -> dict[str, str]:
+def _worker_env(state: Any, settings: GatewaySettings, workers: int) -> dict[str, str]:
     """What each worker process must read from its environment to match this command."""
     import os
 
+    from services.gateway.workers import plan_inflight, plan_threads
+
+    threads = plan_threads(workers, settings.intra_op_threads)
     env = {
         "MLGATE_HOST": settings.host,
         "MLGATE_PORT": str(settings.port),
         "MLGATE_SERVE_ALIASES": ",".join(settings.serve_aliases),
         "MLGATE_INTRA_OP_THREADS": str(threads),
+        "MLGATE_MAX_INFLIGHT": str(plan_inflight(workers, threads, settings.max_inflight)),
     }
     if settings.grpc_port is None:
         os.environ.pop("MLGATE_GRPC_PORT", None)
@@ -160,7 +164,7 @@ def serve(
     from services.gateway.app import create_app
     from services.gateway.door import DoorProtocol
     from services.gateway.settings import GatewaySettings
-    from services.gateway.workers import cores, plan_threads, run_workers
+    from services.gateway.workers import cores, run_workers
 
     overrides: dict[str, Any] = {"host": host, "port": port, "serve_aliases": alias or None}
     given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
@@ -182,7 +186,7 @@ def serve(
             count,
             host=settings.host,
             port=settings.port,
-            env=_worker_env(ctx.obj, settings, plan_threads(count, settings.intra_op_threads)),
+            env=_worker_env(ctx.obj, settings, count),
             log_level=log_level,
         )
         return

@@ -13,7 +13,7 @@ does.
 would a request accepted now wait for the event loop alone? Two predictions: two hops of
 the loop's lag, and the work ahead of it (the requests in flight in this process × the
 loop's measured CPU per answered request). If either exceeds the front's share of the SLO
-(`threshold_s`, default 0.4 × SLO, leaving the rest for the batcher's queue and the
+(`threshold_s`, default 0.75 × SLO, leaving the rest for the batcher's queue and the
 compute), the request cannot meet the SLO and is refused with 503 and a Retry-After
 computed from how long the loop needs to catch up (jittered over a second, so refused
 clients do not come back in one wave). Below that, everything is admitted: a request that

@@ -49,8 +49,9 @@ if TYPE_CHECKING:
 __all__ = ["create_app"]
 
 # Of the SLO, what the event loop's own waits may take before requests are refused at the
-# door (admission.py); the rest is the batcher's queue and the compute.
-FRONT_SHARE = 0.4
+# door (admission.py); the rest is the batcher's queue and the compute. At 0.4 the door
+# refused 701/s on the tiny model at 256 connections while the p99 it answered was 86 ms.
+FRONT_SHARE = 0.75
 
 
 def create_app(

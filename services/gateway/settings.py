@@ -52,7 +52,7 @@ class GatewaySettings(BaseSettings):
     loop_lag_shed_ms: float | None = Field(default=None, ge=0)
     """`MLGATE_LOOP_LAG_SHED_MS`: when a request accepted now would wait longer than this in
     the event loop alone (two hops of its smoothed lag), inference gets 503 with
-    Retry-After before its body is read (default: 0.4 × the SLO; 0: never)."""
+    Retry-After before its body is read (default: 0.75 × the SLO; 0: never)."""
     max_queue: int = Field(default=1024, gt=0)
     """`MLGATE_MAX_QUEUE`: default queue bound, in rows (429 beyond)."""
     max_inflight: int = Field(default=2, gt=0)

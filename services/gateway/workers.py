@@ -18,7 +18,9 @@ publish what it stored (`drift_monitor=external`). A worker's log replica is
 `/metrics` adds up across workers (`worker_metrics.py`).
 
 Threads are planned so that workers × onnxruntime threads per batch do not exceed the
-cores: `MLGATE_INTRA_OP_THREADS` is capped at cores // workers (at least 1).
+cores: `MLGATE_INTRA_OP_THREADS` is capped at cores // workers, and the default
+`MLGATE_MAX_INFLIGHT` (batches running at once) at cores // (workers × threads), at least
+1 each. A version's own stored `max_inflight` still applies.
 """
 
 from __future__ import annotations
@@ -37,7 +39,14 @@ from typing import IO, Any
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
-__all__ = ["WorkerSlot", "claim_slot", "create_worker_app", "plan_threads", "run_workers"]
+__all__ = [
+    "WorkerSlot",
+    "claim_slot",
+    "create_worker_app",
+    "plan_inflight",
+    "plan_threads",
+    "run_workers",
+]
 
 FOLDER_ENV = "MLGATE_WORKER_DIR"
 WORKERS_ENV = "MLGATE_WORKERS"
@@ -55,6 +64,12 @@ def cores() -> int:
 def plan_threads(workers: int, intra_op_threads: int) -> int:
     """onnxruntime threads per batch, so that workers × threads ≤ cores."""
     return max(1, min(intra_op_threads, cores() // workers))
+
+
+def plan_inflight(workers: int, threads: int, max_inflight: int) -> int:
+    """Batches running at once per version, so that workers × batches × threads ≤ cores:
+    a compute-bound model's batches then never fight over a core."""
+    return max(1, min(max_inflight, cores() // (workers * threads)))
 
 
 @dataclass(frozen=True)

@@ -164,11 +164,11 @@ async def test_a_refused_body_is_never_read(registry: Registry) -> None:
         assert read == 0
 
 
-async def test_the_default_door_is_two_fifths_of_the_slo_and_zero_turns_it_off(
+async def test_the_default_door_is_three_quarters_of_the_slo_and_zero_turns_it_off(
     registry: Registry,
 ) -> None:
     async for gateway in open_gateway(registry, slo_ms=400, loop_lag_shed_ms=None):
-        assert gateway.app.state.dataplane.admission.threshold_s == pytest.approx(0.16)
+        assert gateway.app.state.dataplane.admission.threshold_s == pytest.approx(0.3)
     async for gateway in open_gateway(registry, loop_lag_shed_ms=0):
         admission = gateway.app.state.dataplane.admission
         await asyncio.sleep(0.02)

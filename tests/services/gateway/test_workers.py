@@ -21,7 +21,7 @@ import pytest
 from monitors.log_counts import counts_name, read_lines
 from monitors.settings import MonitorSettings
 from registry import Registry
-from services.gateway.workers import claim_slot, plan_threads
+from services.gateway.workers import claim_slot, plan_inflight, plan_threads
 from services.traffic import free_port
 
 WORKERS = 2
@@ -109,6 +109,10 @@ def test_threads_are_planned_so_workers_times_threads_fit_the_cores() -> None:
     assert plan_threads(1, 1) == 1
     assert plan_threads(WORKERS, 64) == max(1, cores // WORKERS)
     assert plan_threads(cores * 4, 8) == 1  # never zero
+    # batches running at once: workers × batches × threads ≤ cores, at least one
+    assert plan_inflight(1, 1, 2) == min(2, cores)
+    assert plan_inflight(cores, 1, 2) == 1
+    assert plan_inflight(1, cores, 4) == 1
 
 
 def test_slots_are_exclusive_and_a_released_slot_is_taken_again(tmp_path: Path) -> None:
