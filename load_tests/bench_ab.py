@@ -18,6 +18,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,38 @@ def serve(
     )
     server.start()
     return server, port
+
+
+def start_all(
+    setups: dict[str, dict[str, str]], home: Path, work: Path, model: str
+) -> dict[str, tuple[ServerProcess, str]]:
+    """One paused gateway per setup (its extra `MLGATE_*` environment), from this checkout,
+    on the model registered in `home`: label → (server, inference URL)."""
+    root = Path(__file__).resolve().parent.parent
+    servers: dict[str, tuple[ServerProcess, str]] = {}
+    for label, env in setups.items():
+        log = work / f"{label.replace(' ', '-')}.log"
+        server, port = serve(root, home, log, env)
+        server.pause()
+        servers[label] = (server, f"http://127.0.0.1:{port}/v2/models/{model}/infer")
+    return servers
+
+
+def rotation(
+    servers: dict[str, tuple[ServerProcess, str]], repeats: int
+) -> Iterator[tuple[int, str, ServerProcess, str]]:
+    """Each gateway in turn, resumed while the caller measures it and paused after; the
+    order reversed every other repeat."""
+    for repeat in range(repeats):
+        order = list(servers) if repeat % 2 == 0 else list(reversed(servers))
+        for label in order:
+            server, url = servers[label]
+            server.resume()
+            time.sleep(0.5)
+            try:
+                yield repeat, label, server, url
+            finally:
+                server.pause()
 
 
 def main() -> None:

@@ -21,16 +21,14 @@ import json
 import statistics
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from load_tests.bench_ab import serve
+from load_tests.bench_ab import rotation, start_all
 from load_tests.bench_peers import MODELS, RESULTS, prepare
-from load_tests.processes import ServerProcess
 from load_tests.wrk import ensure_wrk, run_wrk
 from services.traffic import infer_body
 
@@ -49,44 +47,34 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="mlgate-refusal-"))
     _, row = prepare(work / "home", name, widths)
     body = infer_body("x", row)
-    servers: dict[str, tuple[ServerProcess, str]] = {}
     runs: list[dict[str, Any]] = []
+    servers = start_all(SETUPS, work / "home", work, name)
     try:
-        for label, env in SETUPS.items():
-            server, port = serve(ROOT, work / "home", work / f"{label}.log", env)
-            servers[label] = (server, f"http://127.0.0.1:{port}/v2/models/{name}/infer")
-            server.pause()
-        for repeat in range(args.repeats):
-            order = list(SETUPS) if repeat % 2 == 0 else list(reversed(SETUPS))
-            for label in order:
-                server, url = servers[label]
-                server.resume()
-                time.sleep(0.5)
-                cpu = server.cpu_seconds()
-                result = run_wrk(
-                    url,
-                    body,
-                    connections=64,
-                    seconds=args.seconds,
-                    header_length=None,
-                    content_type="application/json",
-                    cpu=1,
-                )
-                used = server.cpu_seconds() - cpu
-                server.pause()
-                runs.append(
-                    {
-                        "setup": label,
-                        "repeat": repeat,
-                        "requests": result.requests,
-                        "statuses": result.statuses,
-                        "rps": result.rps,
-                        "server_cpu_s": round(used, 3),
-                        "cpu_us_per_request": round(used / max(1, result.requests) * 1e6, 1),
-                        "refusals_without_retry_after": result.refusals_without_retry_after,
-                    }
-                )
-                print(json.dumps(runs[-1]), flush=True)
+        for repeat, label, server, url in rotation(servers, args.repeats):
+            cpu = server.cpu_seconds()
+            result = run_wrk(
+                url,
+                body,
+                connections=64,
+                seconds=args.seconds,
+                header_length=None,
+                content_type="application/json",
+                cpu=1,
+            )
+            used = server.cpu_seconds() - cpu
+            runs.append(
+                {
+                    "setup": label,
+                    "repeat": repeat,
+                    "requests": result.requests,
+                    "statuses": result.statuses,
+                    "rps": result.rps,
+                    "server_cpu_s": round(used, 3),
+                    "cpu_us_per_request": round(used / max(1, result.requests) * 1e6, 1),
+                    "refusals_without_retry_after": result.refusals_without_retry_after,
+                }
+            )
+            print(json.dumps(runs[-1]), flush=True)
     finally:
         for server, _ in servers.values():
             server.stop()

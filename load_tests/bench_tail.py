@@ -15,14 +15,12 @@ import argparse
 import json
 import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from load_tests import openloop
-from load_tests.bench_ab import serve
+from load_tests.bench_ab import rotation, start_all
 from load_tests.bench_peers import MODELS, prepare
-from load_tests.processes import ServerProcess
 from load_tests.wrk import ensure_wrk, run_wrk
 from services.traffic import infer_body
 
@@ -46,37 +44,26 @@ def main() -> None:
     _, row = prepare(work / "home", name, widths)
     body = infer_body("x", row)
     (work / "body").write_bytes(body)
-    servers: dict[str, tuple[ServerProcess, str]] = {}
     runs: list[dict[str, Any]] = []
+    servers = start_all(SETUPS, work / "home", work, name)
     try:
-        for label, env in SETUPS.items():
-            log = work / f"{label.replace(' ', '-')}.log"
-            server, port = serve(ROOT, work / "home", log, env)
-            server.pause()
-            servers[label] = (server, f"http://127.0.0.1:{port}/v2/models/{name}/infer")
-        for repeat in range(args.repeats):
-            order = list(SETUPS) if repeat % 2 == 0 else list(reversed(SETUPS))
-            for label in order:
-                server, url = servers[label]
-                server.resume()
-                time.sleep(0.5)
-                options: dict[str, Any] = {
-                    "header_length": None,
-                    "content_type": "application/json",
-                    "cpu": 1,
-                }
-                run_wrk(url, body, connections=1, seconds=1, **options)  # warm, not reported
-                if args.rate:
-                    found = openloop.run_pinned(
-                        url, work / "body", rate=args.rate, seconds=args.seconds, cpu=1
-                    )
-                    run = {k: found[k] for k in ("ok_rps", "p50_ms", "p99_ms", "statuses")}
-                else:
-                    result = run_wrk(url, body, connections=1, seconds=args.seconds, **options)
-                    run = {"ok_rps": result.rps, "p50_ms": result.p50_ms, "p99_ms": result.p99_ms}
-                server.pause()
-                runs.append({"setup": label, **run})
-                print(json.dumps(runs[-1]), flush=True)
+        for _, label, _server, url in rotation(servers, args.repeats):
+            options: dict[str, Any] = {
+                "header_length": None,
+                "content_type": "application/json",
+                "cpu": 1,
+            }
+            run_wrk(url, body, connections=1, seconds=1, **options)  # warm, not reported
+            if args.rate:
+                found = openloop.run_pinned(
+                    url, work / "body", rate=args.rate, seconds=args.seconds, cpu=1
+                )
+                run = {k: found[k] for k in ("ok_rps", "p50_ms", "p99_ms", "statuses")}
+            else:
+                result = run_wrk(url, body, connections=1, seconds=args.seconds, **options)
+                run = {"ok_rps": result.rps, "p50_ms": result.p50_ms, "p99_ms": result.p99_ms}
+            runs.append({"setup": label, **run})
+            print(json.dumps(runs[-1]), flush=True)
     finally:
         for server, _ in servers.values():
             server.stop()

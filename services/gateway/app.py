@@ -44,7 +44,7 @@ from services.gateway.task_routes import task_routes
 from services.gateway.worker_metrics import MetricsExchange
 
 if TYPE_CHECKING:
-    from services.gateway.workers import WorkerSlot
+    from services.gateway.slots import WorkerSlot
 
 __all__ = ["create_app"]
 

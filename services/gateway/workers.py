@@ -25,23 +25,20 @@ cores: `MLGATE_INTRA_OP_THREADS` is capped at cores // workers, and the default
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import shutil
 import socket
 import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
+from services.gateway.slots import claim_slot
+
 __all__ = [
-    "WorkerSlot",
-    "claim_slot",
     "create_worker_app",
     "plan_inflight",
     "plan_threads",
@@ -70,38 +67,6 @@ def plan_inflight(workers: int, threads: int, max_inflight: int) -> int:
     """Batches running at once per version, so that workers × batches × threads ≤ cores:
     a compute-bound model's batches then never fight over a core."""
     return max(1, min(max_inflight, cores() // (workers * threads)))
-
-
-@dataclass(frozen=True)
-class WorkerSlot:
-    """Which worker this process is (0 runs the monitor), of how many, sharing `folder`."""
-
-    index: int
-    workers: int
-    folder: Path
-    lock: IO[str]
-
-    @property
-    def leader(self) -> bool:
-        return self.index == 0
-
-
-def claim_slot(folder: Path, workers: int, *, wait_s: float = 60.0) -> WorkerSlot:
-    """The lowest slot no live worker holds (a worker replacing a dead one may start before
-    the kernel has released its slot: it waits for it)."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        for index in range(workers):
-            handle = (folder / f"slot-{index}.lock").open("a")
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.close()
-                continue
-            return WorkerSlot(index, workers, folder, handle)
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"all {workers} worker slots in {folder} are held")
-        time.sleep(0.05)
 
 
 def create_worker_app() -> Any:

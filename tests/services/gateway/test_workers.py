@@ -21,7 +21,8 @@ import pytest
 from monitors.log_counts import counts_name, read_lines
 from monitors.settings import MonitorSettings
 from registry import Registry
-from services.gateway.workers import claim_slot, plan_inflight, plan_threads
+from services.gateway.slots import claim_slot
+from services.gateway.workers import plan_inflight, plan_threads
 from services.traffic import free_port
 
 WORKERS = 2
