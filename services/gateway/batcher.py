@@ -93,6 +93,11 @@ class AdaptiveBatcher:
     def inflight(self) -> int:
         return len(self._inflight)
 
+    def quiet_for(self) -> float:
+        """Seconds since the last request arrived (infinite if none ever did)."""
+        last = self._last_arrival
+        return float("inf") if last is None else self._clock() - last
+
     async def submit(
         self,
         inputs: Tensors,

@@ -76,10 +76,7 @@ class ModelManager:
         self._changed = False
 
     def _settle_fully_if_idle(self) -> None:
-        """A retired version's reference cycles are collected once nothing is in flight."""
-        busy = any(s.batcher.queued_rows or s.batcher.inflight for s in self._served.values())
-        if self._retired and not busy:
-            memory.settle_all()
+        if self._retired and memory.settle_all_if_quiet(s.batcher for s in self._served.values()):
             self._retired = False
 
     async def stop(self) -> None:

@@ -6,14 +6,19 @@ during which the event loop answers nothing (every swap used to cost the tail th
 So after a load or unload only what is new since the last settle is collected (about a
 millisecond), and then frozen out of the collector's sight (`gc.freeze`). Frozen objects
 are still freed by reference counting; only reference cycles among them (a retired
-version's) wait for `settle_all`, which the model manager runs when nothing is in flight.
+version's) wait for `settle_all`, which the model manager runs once no request has arrived
+for `QUIET_S`: a gateway that is never quiet keeps them.
 """
 
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterable
+from typing import Any
 
-__all__ = ["settle_all", "settle_new"]
+__all__ = ["QUIET_S", "settle_all", "settle_all_if_quiet", "settle_new"]
+
+QUIET_S = 10.0
 
 
 def settle_new() -> None:
@@ -27,3 +32,12 @@ def settle_all() -> None:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+
+
+def settle_all_if_quiet(batchers: Iterable[Any]) -> bool:
+    """`settle_all` if no batcher has work or has had a request for QUIET_S (a pause
+    between two requests is not enough); whether it ran."""
+    if any(b.queued_rows or b.inflight or b.quiet_for() < QUIET_S for b in batchers):
+        return False
+    settle_all()
+    return True
