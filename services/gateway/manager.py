@@ -71,14 +71,6 @@ class ModelManager:
         await self.sync()
         self._task = asyncio.get_running_loop().create_task(self._poll())
 
-    def _settle_memory(self) -> None:
-        memory.settle_new()
-        self._changed = False
-
-    def _settle_fully_if_idle(self) -> None:
-        if self._retired and memory.settle_all_if_quiet(s.batcher for s in self._served.values()):
-            self._retired = False
-
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
@@ -220,8 +212,10 @@ class ModelManager:
                     del self._routes[name]
             self._aliases = aliases
             if self._changed:
-                self._settle_memory()
-            self._settle_fully_if_idle()
+                self._changed = memory.settle_new()
+            batchers = [s.batcher for s in self._served.values()]
+            if self._retired and memory.settle_all_if_quiet(batchers):
+                self._retired = False  # a retired version's cycles, collected once quiet
             self.synced = True
 
     def _recently_failed(self, key: Key) -> bool:
@@ -346,7 +340,7 @@ class ModelManager:
                 )
             if name not in self._routes or self._routes[name] == version:
                 self._routes[name] = version
-            self._settle_memory()
+            self._changed = memory.settle_new()
             return fresh
 
     async def _reload(
@@ -375,7 +369,7 @@ class ModelManager:
                 if key[0] == name:
                     await self._retire(served)
             self._routes.pop(name, None)
-            self._settle_memory()
+            self._changed = memory.settle_new()
 
     async def index(self, ready_only: bool) -> list[dict[str, Any]]:
         summaries = await asyncio.to_thread(self.registry.models)

@@ -21,10 +21,12 @@ __all__ = ["QUIET_S", "settle_all", "settle_all_if_quiet", "settle_new"]
 QUIET_S = 10.0
 
 
-def settle_new() -> None:
-    """Collect what is not frozen yet, then freeze what survived."""
+def settle_new() -> bool:
+    """Collect what is not frozen yet, then freeze what survived; False: nothing is left
+    unsettled."""
     gc.collect()
     gc.freeze()
+    return False
 
 
 def settle_all() -> None:
