@@ -55,7 +55,6 @@ path.
 from __future__ import annotations
 
 import collections
-import itertools
 import logging
 import random
 import secrets
@@ -116,7 +115,7 @@ class InferenceLog:
         # Ids for requests that came without one: a random prefix per log and a counter.
         # NOTE: uuid4 per row cost ~1 % of a busy gateway's CPU (one getrandom call each).
         self._id_prefix = secrets.token_hex(8)
-        self._id_counter = itertools.count()
+        self._id_next = 0  # the writer thread's
         self._recent = RecentIds(settings.recent_ids)
         self._wake = threading.Event()
         self._progress = threading.Condition()
@@ -324,11 +323,13 @@ class InferenceLog:
             # bounds the rows a crash can lose.
             self._done_rows += sum(r[5] for r in records)
 
-    def _new_request_id(self) -> str:
-        return f"{self._id_prefix}-{next(self._id_counter)}"
+    def _new_request_ids(self, count: int) -> list[str]:
+        first, prefix = self._id_next, self._id_prefix
+        self._id_next += count
+        return [f"{prefix}-{n}" for n in range(first, first + count)]
 
     def _write(self, records: list[PendingRecord]) -> None:
-        groups, invalid = build_batches(records, self.settings.replica, self._new_request_id)
+        groups, invalid = build_batches(records, self.settings.replica, self._new_request_ids)
         for (model, version), rows, problem in invalid:
             self._dropped_invalid += rows
             self._log_error(
