@@ -1,6 +1,7 @@
 """Serving throughput with monitoring on vs off, side by side in one run.
 
     python -m load_tests.bench_monitoring [--seconds 8] [--repeats 5]
+        [--model credit-risk|tiny|wide] [--workers N] [--modes on,off] [--connections 64]
 
 The same gateway code serves the same registered model (the credit-risk demo model: small,
 so the gateway's own per-request work, monitoring included, is most of the cost) in four
@@ -13,6 +14,10 @@ processes that differ only in monitoring:
     on-5s  the same with a check every 5 s (12 times the default rate: an upper bound)
     log    the inference log only (MLGATE_DRIFT_MONITOR=off)
     off    MLGATE_LOG_SAMPLE_RATE=0 and MLGATE_DRIFT_MONITOR=off
+
+`--model tiny|wide` serves `bench_peers`' overhead-bound or compute-bound MLP instead, and
+`--workers N` runs every gateway with N worker processes (then the gateways are not pinned:
+their workers share both cores with wrk, which stays on core 1).
 
 Prometheus metrics are counted in all of them (they cannot be turned off); the event-loop
 lag shedder is off in all of them. Throughput is goodput: answers 200 per second, with
@@ -49,11 +54,13 @@ import orjson
 from examples.credit_risk.data import FEATURES, generate, source_uri
 from examples.credit_risk.train import TRAINER
 from exporters import export
+from load_tests.bench_peers import MODELS
+from load_tests.bench_peers import prepare as prepare_mlp
 from load_tests.processes import tree_cpu_seconds
 from load_tests.wrk import ensure_wrk, run_wrk
 from registry import Registry
 from registry.entrypoints import resolve_entrypoint
-from services.traffic import GatewayProcess
+from services.traffic import GatewayProcess, infer_body
 
 CONNECTIONS = (8, 64)
 NAME = "credit-risk"
@@ -70,7 +77,12 @@ MODES: dict[str, dict[str, str]] = {
 }
 
 
-def prepare(home: Path) -> None:
+def prepare(home: Path, model: str) -> tuple[str, bytes]:
+    """Register `model`; its served name and a one-row request body."""
+    if model in MODELS:
+        name, widths = MODELS[model]
+        _, row = prepare_mlp(home, name, widths)
+        return name, infer_body("x", row)
     registry = Registry(home=home)
     data = generate(20_000, seed=7)
     trainer = resolve_entrypoint(TRAINER, "trainer entrypoint")
@@ -80,6 +92,7 @@ def prepare(home: Path) -> None:
     assert export(registry, version.ref, "onnx").passed
     registry.set_alias(NAME, "production", version.version, reason="monitoring benchmark")
     registry.close()
+    return NAME, request_body()
 
 
 def request_body() -> bytes:
@@ -117,10 +130,10 @@ def scrape(url: str) -> dict[str, float]:
     return found
 
 
-def checks_stored(url: str) -> int:
+def checks_stored(url: str, name: str) -> int:
     try:
         with urllib.request.urlopen(  # noqa: S310
-            f"{url}/monitoring/models/{NAME}/drift", timeout=10
+            f"{url}/monitoring/models/{name}/drift", timeout=10
         ) as response:
             return int(orjson.loads(response.read())["id"])
     except urllib.error.HTTPError:
@@ -148,12 +161,12 @@ def pin(pid: int, cpu: int) -> None:
 
 
 def one_run(
-    gateway: GatewayProcess, body: bytes, connections: int, seconds: float
+    gateway: GatewayProcess, name: str, body: bytes, connections: int, seconds: float
 ) -> dict[str, Any]:
-    before, checks_before = scrape(gateway.url), checks_stored(gateway.url)
+    before, checks_before = scrape(gateway.url), checks_stored(gateway.url, name)
     cpu_before = tree_cpu_seconds(gateway.pid)
     result = run_wrk(
-        f"{gateway.url}/v2/models/{NAME}/infer",
+        f"{gateway.url}/v2/models/{name}/infer",
         body,
         connections=connections,
         seconds=seconds,
@@ -162,7 +175,7 @@ def one_run(
         cpu=CLIENT_CPU,
     )
     cpu = tree_cpu_seconds(gateway.pid) - cpu_before
-    after, checks_after = scrape(gateway.url), checks_stored(gateway.url)
+    after, checks_after = scrape(gateway.url), checks_stored(gateway.url, name)
     statuses = result.to_json()["statuses"]
     answered = sum(statuses.values())
     return {
@@ -182,15 +195,25 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--model", choices=["credit-risk", *MODELS], default="credit-risk")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--connections", default=",".join(map(str, CONNECTIONS)))
     args = parser.parse_args()
+    modes = {mode: MODES[mode] for mode in args.modes.split(",")}
+    if "off" not in modes:
+        parser.error("--modes must include off: every ratio is to it")
+    connection_counts = tuple(int(c) for c in args.connections.split(","))
     ensure_wrk()
     started = datetime.now(UTC)
     runs: list[dict[str, Any]] = []
-    body = request_body()
     with tempfile.TemporaryDirectory(prefix="mlgate-bench-") as folder:
         home = Path(folder)
-        prepare(home)
-        gateways = {mode: GatewayProcess(home, None, env=env) for mode, env in MODES.items()}
+        name, body = prepare(home, args.model)
+        workers = {"MLGATE_WORKERS": str(args.workers)}
+        gateways = {
+            mode: GatewayProcess(home, None, env={**env, **workers}) for mode, env in modes.items()
+        }
 
         def others(mode: str) -> list[GatewayProcess]:
             return [g for m, g in gateways.items() if m != mode]
@@ -198,11 +221,12 @@ def main() -> None:
         with contextlib.ExitStack() as running:
             for gateway in gateways.values():
                 running.enter_context(gateway)
-                pin(gateway.pid, SERVER_CPU)
+                if args.workers == 1:
+                    pin(gateway.pid, SERVER_CPU)
             for mode, gateway in gateways.items():
                 with paused(others(mode)):
                     run_wrk(
-                        f"{gateway.url}/v2/models/{NAME}/infer",
+                        f"{gateway.url}/v2/models/{name}/infer",
                         body,
                         connections=8,
                         seconds=2,
@@ -211,12 +235,12 @@ def main() -> None:
                         cpu=CLIENT_CPU,
                     )  # warm-up, discarded
             for repeat in range(args.repeats):
-                for connections in CONNECTIONS:
-                    modes = list(MODES)
-                    shift = (repeat + connections) % len(modes)
-                    for mode in modes[shift:] + modes[:shift]:
+                for connections in connection_counts:
+                    order = list(modes)
+                    shift = (repeat + connections) % len(order)
+                    for mode in order[shift:] + order[:shift]:
                         with paused(others(mode)):
-                            run = one_run(gateways[mode], body, connections, args.seconds)
+                            run = one_run(gateways[mode], name, body, connections, args.seconds)
                         run.update(mode=mode, repeat=repeat)
                         runs.append(run)
                         print(
@@ -226,15 +250,17 @@ def main() -> None:
                             f"log rows {run['log_rows_recorded']:.0f} "
                             f"drift checks {run['drift_checks']} statuses {run['statuses']}"
                         )
-    summary = summarise(runs)
-    write(args.out, started, runs, summary, args)
+    summary = summarise(runs, modes, connection_counts)
+    write(args.out, started, runs, summary, args, modes)
 
 
-def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+def summarise(
+    runs: list[dict[str, Any]], modes: dict[str, Any], connection_counts: tuple[int, ...]
+) -> dict[str, Any]:
     table: dict[str, Any] = {}
-    for connections in CONNECTIONS:
+    for connections in connection_counts:
         row: dict[str, Any] = {}
-        for mode in MODES:
+        for mode in modes:
             group = [r for r in runs if r["mode"] == mode and r["connections"] == connections]
             row[mode] = {
                 key: round(statistics.median(r[key] for r in group), 3)
@@ -243,7 +269,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
             row[mode]["refused"] = sum(r["refused"] for r in group)
             row[mode]["drift_checks"] = sum(r["drift_checks"] for r in group)
             row[mode]["log_rows_recorded"] = sum(r["log_rows_recorded"] for r in group)
-        for mode in ("on", "on-5s", "log"):
+        for mode in (m for m in modes if m != "off"):
             row[f"throughput_{mode}_off"] = round(row[mode]["goodput"] / row["off"]["goodput"], 3)
             row[f"cpu_per_request_{mode}_off"] = round(
                 row[mode]["cpu_us_per_request"] / row["off"]["cpu_us_per_request"], 3
@@ -253,10 +279,17 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def write(
-    out: Path, started: datetime, runs: list[dict[str, Any]], summary: dict[str, Any], args: Any
+    out: Path,
+    started: datetime,
+    runs: list[dict[str, Any]],
+    summary: dict[str, Any],
+    args: Any,
+    modes: dict[str, Any],
 ) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    stem = out / f"{started:%Y-%m-%d}-monitoring"
+    suffix = "" if args.model == "credit-risk" else f"-{args.model}"
+    suffix += "" if args.workers == 1 else f"-w{args.workers}"
+    stem = out / f"{started:%Y-%m-%d}-monitoring{suffix}"
     stem.with_suffix(".json").write_text(
         json.dumps({"started": started.isoformat(), "summary": summary, "runs": runs}, indent=2)
     )
@@ -264,16 +297,17 @@ def write(
         f"# Monitoring overhead, {started:%Y-%m-%d}",
         "",
         f"`python -m load_tests.bench_monitoring --seconds {args.seconds:g} "
-        f"--repeats {args.repeats}` on 2 shared cores (noisy); wrk, one-row JSON requests to "
-        f"the credit-risk model; medians of {args.repeats} runs per cell, modes in rotating "
-        "order, the idle gateways paused.",
+        f"--repeats {args.repeats} --model {args.model} --workers {args.workers} "
+        f"--modes {args.modes} --connections {args.connections}` on 2 shared cores (noisy); "
+        f"wrk, one-row JSON requests to the {args.model} model; medians of {args.repeats} "
+        "runs per cell, modes in rotating order, the idle gateways paused.",
         "",
         "| connections | mode | goodput (200/s) | ÷ off | refused | p99 ms | "
         "gateway CPU µs/request | ÷ off | drift checks | log rows |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for connections, row in summary.items():
-        for mode in MODES:
+        for mode in modes:
             cell = row[mode]
             ratio = "1" if mode == "off" else f"{row[f'throughput_{mode}_off']:.3f}"
             cpu_ratio = "1" if mode == "off" else f"{row[f'cpu_per_request_{mode}_off']:.3f}"

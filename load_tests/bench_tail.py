@@ -2,11 +2,13 @@
 inference log and the drift monitor off, side by side.
 
     python -m load_tests.bench_tail [--model tiny|wide] [--repeats 3] [--seconds 8]
-                                    [--rate R]
+                                    [--rate R] [--setup 'LABEL:NAME=VALUE,...' ...]
 
 Both `mlgate serve` pinned to core 0 (the one not measured paused), wrk with one
 connection on core 1 (or, with --rate, the open-loop generator at R requests a second),
-the two alternated; prints p50 and p99 per run and the medians. A benchmark, not a test.
+the two alternated (and any `--setup` given: a label and its extra environment, e.g.
+`--setup 'log 100:MLGATE_DRIFT_MONITOR=off,MLGATE_LOG_MAX_ROWS_PER_S=100'`); prints p50
+and p99 per run and the medians. A benchmark, not a test.
 """
 
 from __future__ import annotations
@@ -37,7 +39,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--rate", type=float, default=0.0)
+    parser.add_argument("--setup", action="append", default=[], type=_setup)
     args = parser.parse_args()
+    setups = {**SETUPS, **dict(args.setup)}
     ensure_wrk()
     name, widths = MODELS[args.model]
     work = Path(tempfile.mkdtemp(prefix="mlgate-tail-"))
@@ -45,7 +49,7 @@ def main() -> None:
     body = infer_body("x", row)
     (work / "body").write_bytes(body)
     runs: list[dict[str, Any]] = []
-    servers = start_all(SETUPS, work / "home", work, name)
+    servers = start_all(setups, work / "home", work, name)
     try:
         for _, label, _server, url in rotation(servers, args.repeats):
             options: dict[str, Any] = {
@@ -67,10 +71,18 @@ def main() -> None:
     finally:
         for server, _ in servers.values():
             server.stop()
-    for label in SETUPS:
+    for label in setups:
         mine = [r for r in runs if r["setup"] == label]
         medians = {k: statistics.median(r[k] for r in mine) for k in ("ok_rps", "p50_ms", "p99_ms")}
         print(label, json.dumps(medians), flush=True)
+
+
+def _setup(text: str) -> tuple[str, dict[str, str]]:
+    label, _, pairs = text.partition(":")
+    env = dict(pair.split("=", 1) for pair in pairs.split(",") if pair)
+    if not label.strip() or "/" in label:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 'LABEL:NAME=VALUE,...'")
+    return label.strip(), env
 
 
 if __name__ == "__main__":
