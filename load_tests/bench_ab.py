@@ -2,12 +2,15 @@
 
     git worktree add /tmp/before <commit>
     python -m load_tests.bench_ab /tmp/before . [--model tiny|wide] [--repeats 3] [--rate 8000]
+                                                [--binary]
 
 Registers the model in a temporary home, starts `mlgate serve` from each checkout (both
 pinned to core 0, the one not measured paused), and alternates them (before/after, then
 after/before): wrk at 64 connections, then, with --rate, the open-loop generator at that
-rate. Reports medians of throughput, the gateway's CPU µs per request, and the open
-loop's answered/s, p99 and refusals. A benchmark, not a test.
+rate. With --binary the closed-loop requests use the binary tensor extension (input and
+output as raw bytes after a JSON header) instead of JSON. Reports medians of throughput,
+the gateway's CPU µs per request, and the open loop's answered/s, p99 and refusals. A
+benchmark, not a test.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from load_tests import openloop
 from load_tests.bench_peers import MODELS, prepare
 from load_tests.processes import ServerProcess
 from load_tests.wrk import run_wrk
-from services.traffic import free_port, infer_body
+from services.traffic import binary_infer_body, free_port, infer_body
 
 
 def serve(
@@ -87,12 +90,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=6)
     parser.add_argument("--rate", type=float, default=0.0)
+    parser.add_argument("--binary", action="store_true")
     args = parser.parse_args()
     name, widths = MODELS[args.model]
     work = Path(tempfile.mkdtemp(prefix="mlgate-ab-"))
     _, row = prepare(work / "home", name, widths)
     body = infer_body("x", row)
-    (work / "body").write_bytes(body)
+    (work / "body").write_bytes(body)  # the open loop's: JSON
+    closed_body, closed_header, closed_type = body, None, "application/json"
+    if args.binary:
+        closed_body, header = binary_infer_body("x", row, ["output"])
+        closed_header, closed_type = header, "application/octet-stream"
     servers: dict[str, tuple[ServerProcess, str]] = {}
     results: dict[str, dict[str, list[Any]]] = {}
     try:
@@ -120,11 +128,11 @@ def main() -> None:
                 cpu = server.cpu_seconds()
                 closed = run_wrk(
                     url,
-                    body,
+                    closed_body,
                     connections=64,
                     seconds=args.seconds,
-                    header_length=None,
-                    content_type="application/json",
+                    header_length=closed_header,
+                    content_type=closed_type,
                     cpu=1,
                 )
                 results[label]["c64"].append(closed.rps)

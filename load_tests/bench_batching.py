@@ -33,7 +33,7 @@ from examples.wide_mlp.model import WIDTHS, register
 from load_tests.processes import tree_cpu_seconds
 from load_tests.wrk import WrkResult, ensure_wrk, run_wrk
 from registry import Registry
-from services.traffic import GatewayProcess
+from services.traffic import GatewayProcess, binary_infer_body
 
 CONNECTIONS = (1, 8, 64)
 MODES = {"on": "64", "off": "1"}
@@ -83,20 +83,7 @@ def in_process(session: ort.InferenceSession, runs: int = 400) -> dict[str, floa
 
 def request_body() -> tuple[bytes, int]:
     x = np.random.default_rng(1).standard_normal((1, WIDTHS[0])).astype(np.float32)
-    header = orjson.dumps(
-        {
-            "inputs": [
-                {
-                    "name": "x",
-                    "shape": [1, WIDTHS[0]],
-                    "datatype": "FP32",
-                    "parameters": {"binary_data_size": x.nbytes},
-                }
-            ],
-            "outputs": [{"name": "output", "parameters": {"binary_data": True}}],
-        }
-    )
-    return header + x.tobytes(), len(header)
+    return binary_infer_body("x", x, ["output"])
 
 
 def stats(url: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from tritonclient.grpc import service_pb2 as pb2
 
 from exporters.triton_config import fill_tensor
 from registry.errors import BadRequest
-from services.gateway.codec import DATATYPES, InferRequest, oip_datatype
+from services.gateway.codec import DATATYPES, InferRequest, oip_datatype_of
 from services.gateway.dataplane import InferResult
 from services.gateway.errors import InvalidTensor
 from services.gateway.served import PLATFORMS, Served
@@ -199,7 +199,7 @@ def encode_infer(result: InferResult) -> Any:
     )
     for name, array in result.outputs.items():
         response.outputs.add(
-            name=name, datatype=oip_datatype(array.dtype.name), shape=list(array.shape)
+            name=name, datatype=oip_datatype_of(array.dtype), shape=list(array.shape)
         )
         response.raw_output_contents.append(np.ascontiguousarray(array).tobytes())
     return response

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import orjson
 import pytest
 
-from services.gateway.codec import decode_request, encode_response
+from services.gateway.codec import decode_request, encode_response, oip_datatype, oip_datatype_of
 from services.gateway.errors import InvalidTensor
 
 
@@ -194,3 +196,18 @@ def test_fp16_outputs_are_written_as_json_numbers() -> None:
         "shape": [1],
         "data": [0.5],
     }
+
+
+@pytest.mark.parametrize(
+    ("dtype", "datatype"),
+    [
+        (np.dtype(np.float32), "FP32"),
+        (np.dtype(">f4"), "FP32"),  # another byte order: found by name, then remembered
+        (np.dtype(np.bool_), "BOOL"),
+        (np.dtype(np.int64), "INT64"),
+        (np.dtype("U3"), "STR96"),  # no OIP name: numpy's, upper-cased, as before
+    ],
+)
+def test_a_dtypes_oip_datatype_matches_its_names(dtype: np.dtype[Any], datatype: str) -> None:
+    assert oip_datatype_of(dtype) == datatype == oip_datatype(dtype.name)
+    assert oip_datatype_of(dtype) == datatype  # the second lookup, from what was remembered
