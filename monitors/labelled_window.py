@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from monitors.feedback import FeedbackStore
 from monitors.log_reader import LogWindow, read_log
@@ -89,13 +88,7 @@ def labelled_window(
     positions = newest["_position"].to_numpy()
     values = _label_array(newest["label"].tolist(), model)
 
-    table = window.table.take(pa.array(positions, pa.int64()))
-    rows = LogWindow(
-        table=table,
-        layout=window.layout,
-        frame=logged.iloc[positions].reset_index(drop=True),
-        skipped=window.skipped,
-    )
+    rows = window.sample(positions)
     names = _label_names(values, set(logged.columns))
     frame = rows.frame.copy()
     if values.ndim == 1:

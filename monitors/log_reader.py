@@ -21,6 +21,7 @@ layout; otherwise `BadRequest` asks for a version.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -65,13 +66,12 @@ _EMPTY_SCHEMA = pa.schema(
 )
 
 
-@dataclass(frozen=True, eq=False)  # a DataFrame has no plain ==
+@dataclass(frozen=True, eq=False)
 class LogWindow:
-    """Logged rows, oldest first: `table` and `frame` hold the same columns."""
+    """Logged rows, oldest first: `table`, and `frame` with the same columns."""
 
     table: pa.Table
     layout: dict[str, Any]
-    frame: pd.DataFrame
     skipped: tuple[Path, ...] = field(default=())
     """Segments that could not be read (corrupt); logged as warnings too."""
 
@@ -79,11 +79,27 @@ class LogWindow:
     def rows(self) -> int:
         return self.table.num_rows
 
-    def tensors(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """The logged input and output tensors, rebuilt as in the reference data."""
+    @functools.cached_property
+    def frame(self) -> pd.DataFrame:
+        """`table` as a DataFrame, made on first use: for a minute of rows with a few hundred
+        features that is most of a second, which a monitoring round that needs only some
+        columns (or a sample of the rows) does not pay."""
+        return self.table.to_pandas()
+
+    def sample(self, positions: np.ndarray) -> LogWindow:
+        """The rows at `positions` (in that order) as a window of their own."""
+        taken = self.table.take(pa.array(positions, pa.int64()))
+        return LogWindow(taken, self.layout, self.skipped)
+
+    def tensors(
+        self, *, inputs: bool = True
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """The logged input and output tensors, rebuilt as in the reference data (with
+        `inputs=False`, the outputs only: the inputs come back empty)."""
         if not self.layout.get("inputs") and not self.layout.get("outputs"):
             return {}, {}
-        return rebuild_tensors(self.table, self.layout)
+        layout = self.layout if inputs else {**self.layout, "inputs": {}}
+        return rebuild_tensors(self.table, layout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,8 +131,11 @@ def read_log(
     start: datetime | None = None,
     end: datetime | None = None,
     last: int | None = None,
+    inputs: bool = True,
 ) -> LogWindow:
-    """Rows of `model` (one version, or all) with `start <= ts < end`, or the newest `last`."""
+    """Rows of `model` (one version, or all) with `start <= ts < end`, or the newest `last`;
+    with `inputs=False` without the input columns (not even read from Parquet segments),
+    for readers of the predictions only."""
     folder = Path(directory) / check_model_name(model)
     for name, moment in (("start", start), ("end", end)):
         if moment is not None and moment.utcoffset() is None:
@@ -134,8 +153,11 @@ def read_log(
         for s in _segments(folder / str(v), v)
         if s.lower_s - _CLOCK_SLACK_S < end_s and s.upper_s > start_s
     ]
-    tables, skipped = _read(segments, start, end, last)
-    return _window(model, version, tables, last, tuple(skipped))
+    tables, skipped = _read(segments, start, end, last, inputs)
+    window = _window(model, version, tables, last, tuple(skipped))
+    if not inputs:
+        return LogWindow(window.table, {**window.layout, "inputs": {}}, window.skipped)
+    return window
 
 
 def _versions(folder: Path) -> list[int]:
@@ -187,7 +209,11 @@ def _newest_bound(path: Path) -> float:
 
 
 def _read(
-    segments: list[_Segment], start: datetime | None, end: datetime | None, last: int | None
+    segments: list[_Segment],
+    start: datetime | None,
+    end: datetime | None,
+    last: int | None,
+    inputs: bool,
 ) -> tuple[list[pa.Table], list[Path]]:
     if last is not None:
         segments = sorted(segments, key=lambda s: (s.upper_s, s.lower_s), reverse=True)
@@ -200,7 +226,7 @@ def _read(
             if segment.upper_s <= threshold_s:
                 break  # this and every later segment only hold older rows
         try:
-            table = _read_segment(segment.path)
+            table = _read_segment(segment.path, inputs)
         except (OSError, pa.ArrowException) as exc:
             log.warning("skipping unreadable inference log segment %s: %s", segment.path, exc)
             skipped.append(segment.path)
@@ -218,17 +244,32 @@ def _read(
     return tables, skipped
 
 
-def _read_segment(path: Path) -> pa.Table | None:
-    """A segment's rows; None when it vanished (expired) before we opened it."""
+def _read_segment(path: Path, inputs: bool = True) -> pa.Table | None:
+    """A segment's rows (with `inputs=False` without its input columns); None when it
+    vanished (expired) before we opened it."""
     if path.name.endswith(STREAM_SUFFIX):
         try:
-            return read_stream(path)
+            table = read_stream(path)
         except FileNotFoundError:
             path = path.with_suffix(PARQUET_SUFFIX)  # converted while we listed
+        else:
+            if table is None or inputs:
+                return table
+            return table.drop_columns(_input_columns(table.schema))
     try:
-        return pq.read_table(path)
+        if inputs:
+            return pq.read_table(path)
+        schema = pq.read_schema(path)
+        dropped = set(_input_columns(schema))
+        return pq.read_table(path, columns=[n for n in schema.names if n not in dropped])
     except FileNotFoundError:
         return None
+
+
+def _input_columns(schema: pa.Schema) -> list[str]:
+    """The columns that hold a segment's inputs, by its layout."""
+    layout = json.loads((schema.metadata or {}).get(LAYOUT_KEY, b"{}"))
+    return [c for entry in layout.get("inputs", {}).values() for c in entry["columns"]]
 
 
 def _in_window(table: pa.Table, start: datetime | None, end: datetime | None) -> pa.Table:
@@ -239,7 +280,9 @@ def _in_window(table: pa.Table, start: datetime | None, end: datetime | None) ->
     if end is not None:
         before = pc.less(ts, pa.scalar(end, _TS))
         keep = before if keep is None else pc.and_(keep, before)
-    return table if keep is None else table.filter(keep)
+    if keep is None or pc.all(keep).as_py():  # a segment wholly inside: nothing to copy
+        return table
+    return table.filter(keep)
 
 
 def _window(
@@ -278,4 +321,4 @@ def _window(
         if last is not None and table.num_rows > last:
             table = table.slice(table.num_rows - last)
         table = table.replace_schema_metadata({LAYOUT_KEY: json.dumps(layout).encode()})
-    return LogWindow(table=table, layout=layout, frame=table.to_pandas(), skipped=skipped)
+    return LogWindow(table=table, layout=layout, skipped=skipped)

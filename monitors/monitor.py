@@ -116,7 +116,7 @@ class DriftMonitor:
         if end <= start:
             return None
         window = read_log(self.settings.log_path(), model, version, start=start, end=end)
-        total = len(window.frame)
+        total = window.rows
         if total == 0 or (total < self.settings.drift_min_rows and not force):
             return None
         reference = self._reference(model, version)
@@ -189,13 +189,12 @@ class DriftMonitor:
         )
 
     def _current(self, window: Any, start: datetime, end: datetime) -> pd.DataFrame:
-        inputs, outputs = window.tensors()
-        rows = len(window.frame)
+        rows = window.rows
         limit = self.settings.drift_window_rows
-        if rows > limit:
+        if rows > limit:  # the sample's rows only are rebuilt into tensors
             keep = np.sort(_window_rng(start, end).choice(rows, size=limit, replace=False))
-            inputs = {n: a[keep] for n, a in inputs.items()}
-            outputs = {n: a[keep] for n, a in outputs.items()}
+            window = window.sample(keep)
+        inputs, outputs = window.tensors()
         frame, _ = drift_frame(inputs, outputs, window.layout, max_columns=self.config.max_columns)
         return frame
 
@@ -234,7 +233,7 @@ class DriftMonitor:
             start=check.window_start,
             end=check.window_end,
         )
-        if len(window.frame) == 0:
+        if window.rows == 0:
             raise NotFound(
                 f"the rows of drift check {check.id} are no longer in the inference log "
                 "(retention); the check's JSON result is still stored"

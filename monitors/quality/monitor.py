@@ -197,7 +197,9 @@ class QualityMonitor:
         end = now - timedelta(seconds=2 * self.settings.flush_interval_s)
         if end <= start:
             return
-        window = read_log(self.settings.log_dir, record.name, record.version, start=start, end=end)
+        window = read_log(
+            self.settings.log_dir, record.name, record.version, start=start, end=end, inputs=False
+        )
         state.read_until = end
         if not window.rows:
             return
@@ -207,7 +209,8 @@ class QualityMonitor:
         if name is None or name not in outputs:
             return
         output = np.asarray(outputs[name], np.float64).reshape(window.rows, -1)
-        frame = window.frame
+        # Only the columns used: a wide model's features would cost most of the round.
+        frame = window.table.select(["ts", "request_id", "row"]).to_pandas()
         ts_us = frame["ts"].to_numpy(dtype="datetime64[us]").astype(np.int64)
         request_id = frame["request_id"].astype(str).to_numpy(dtype=object)
         row = frame["row"].to_numpy(np.int32)

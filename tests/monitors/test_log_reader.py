@@ -273,3 +273,34 @@ def test_a_reader_racing_the_writer_never_fails_and_sees_a_prefix(
     assert reads > 10
     assert seen > 0
     assert log.stats()["segments_closed"] >= 2  # conversions happened while we read
+
+
+def test_reading_without_inputs_leaves_them_out_of_parquet_and_streams(tmp_path: Path) -> None:
+    write_segments(tmp_path, [[1, 2], [3]])  # two Parquet segments
+    log = InferenceLog(LogSettings(tmp_path, replica="b", flush_interval_s=60.0))
+    log.start()
+    log.record("m", 1, TABULAR, "open", *request(4.0), 0.1)
+    log.flush()  # an open stream segment beside them
+    try:
+        whole = read_log(tmp_path, "m", 1)
+        outputs_only = read_log(tmp_path, "m", 1, inputs=False)
+    finally:
+        log.close()
+    assert whole.rows == outputs_only.rows == 4
+    assert {"a", "b", "c"} <= set(whole.frame.columns)
+    assert not {"a", "b", "c"} & set(outputs_only.frame.columns)
+    assert outputs_only.layout["inputs"] == {}
+    inputs, outputs = outputs_only.tensors()
+    assert inputs == {}
+    np.testing.assert_array_equal(outputs["score"], whole.tensors()[1]["score"])
+    assert outputs_only.frame["request_id"].tolist() == whole.frame["request_id"].tolist()
+
+
+def test_a_sample_of_a_window_holds_those_rows_and_their_tensors(tmp_path: Path) -> None:
+    write_segments(tmp_path, [[1, 2, 3, 4]])
+    window = read_log(tmp_path, "m")
+    sample = window.sample(np.array([3, 1]))
+    assert sample.frame["request_id"].tolist() == ["a4", "a2"]
+    inputs, _ = sample.tensors()
+    np.testing.assert_array_equal(inputs["x"], window.tensors()[0]["x"][[3, 1]])
+    assert inputs["x"].flags["C_CONTIGUOUS"]
