@@ -178,7 +178,11 @@ def convert_stream(stream: Path) -> int:
     table = table.replace_schema_metadata(metadata)
     tmp = stream.with_suffix(TMP_SUFFIX)
     with tmp.open("wb") as file:
-        pq.write_table(table, file)
+        # NOTE: dictionary encoding only where values repeat by construction (the replica
+        # name). Tried on every column, Arrow builds a dictionary for each feature and falls
+        # back to plain once it overflows: for 60,000 rows of 256 float features that was
+        # 0.80 s of CPU and 92 MB, against 0.10 s and 62 MB, and 3-4x slower reading.
+        pq.write_table(table, file, use_dictionary=["replica"])
         file.flush()
         os.fsync(file.fileno())
     tmp.replace(parquet)
