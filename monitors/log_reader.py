@@ -285,6 +285,12 @@ def _in_window(table: pa.Table, start: datetime | None, end: datetime | None) ->
     return table.filter(keep)
 
 
+def _ascending(ts: pa.ChunkedArray) -> bool:
+    """Whether `ts` never decreases (the stable sort would leave the rows as they are)."""
+    values = ts.cast(pa.int64()).to_numpy()
+    return bool(np.all(values[1:] >= values[:-1]))
+
+
 def _window(
     model: str,
     version: int | None,
@@ -317,7 +323,8 @@ def _window(
             for t in tables
             if (t.schema.metadata or {}).get(LAYOUT_KEY, b"{}").decode() == layout_json
         )
-        table = table.take(pc.sort_indices(table, [("ts", "ascending")]))
+        if not _ascending(table.column("ts")):  # sorting copies every column: only if needed
+            table = table.take(pc.sort_indices(table, [("ts", "ascending")]))
         if last is not None and table.num_rows > last:
             table = table.slice(table.num_rows - last)
         table = table.replace_schema_metadata({LAYOUT_KEY: json.dumps(layout).encode()})
