@@ -38,8 +38,12 @@ def test_a_promotion_swaps_versions_with_zero_failed_requests(registry: Registry
                 else:
                     errors.append(response.text)
 
-    # The default poll interval (1 s): "notices within a second or two".
-    with LiveServer(registry, poll_interval_s=1.0) as live:
+    # The default poll interval (1 s): "notices within a second or two". A generous SLO:
+    # this gateway shares its process (and GIL) with the four client threads and, in CI,
+    # its two cores with another test worker; a request refused because the machine was
+    # starved is admission doing its job (tests/services/gateway/test_admission.py), not
+    # a swap that failed, and a CI run saw one 503 that way ("predicted 655 ms").
+    with LiveServer(registry, poll_interval_s=1.0, slo_ms=30_000.0) as live:
         clients = [threading.Thread(target=client_loop, args=(live.url,)) for _ in range(4)]
         for thread in clients:
             thread.start()
