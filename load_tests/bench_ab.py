@@ -28,8 +28,22 @@ from typing import Any
 from load_tests import openloop
 from load_tests.bench_peers import MODELS, prepare
 from load_tests.processes import ServerProcess
-from load_tests.wrk import run_wrk
+from load_tests.wrk import run_wrk, run_wrk_json
 from services.traffic import binary_infer_body, free_port, infer_body
+
+
+def model_parser(
+    doc: str | None, *, model: str = "tiny", seconds: float | None = 6.0
+) -> argparse.ArgumentParser:
+    """The benchmarks' common options: `--model` (a `bench_peers` model), `--repeats`, and
+    `--seconds` a run (unless `seconds` is None); the description is the docstring's
+    first paragraph."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    parser.add_argument("--model", choices=sorted(MODELS), default=model)
+    parser.add_argument("--repeats", type=int, default=3)
+    if seconds is not None:
+        parser.add_argument("--seconds", type=float, default=seconds)
+    return parser
 
 
 def serve(
@@ -83,12 +97,9 @@ def rotation(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = model_parser(__doc__)
     parser.add_argument("before", type=Path)
     parser.add_argument("after", type=Path)
-    parser.add_argument("--model", choices=sorted(MODELS), default="tiny")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=6)
     parser.add_argument("--rate", type=float, default=0.0)
     parser.add_argument("--binary", action="store_true")
     args = parser.parse_args()
@@ -108,15 +119,7 @@ def main() -> None:
             root = getattr(args, label).resolve()
             server, port = serve(root, work / "home", work / f"{label}.log")
             url = f"http://127.0.0.1:{port}/v2/models/{name}/infer"
-            run_wrk(
-                url,
-                body,
-                connections=8,
-                seconds=2,
-                header_length=None,
-                content_type="application/json",
-                cpu=1,
-            )
+            run_wrk_json(url, body, connections=8, seconds=2)  # warm-up
             server.pause()
             servers[label] = (server, url)
             results[label] = {"c64": [], "cpu_us": [], "open": []}

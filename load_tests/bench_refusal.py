@@ -16,7 +16,6 @@ costs as a share of an answer, which bounds the goodput an overloaded gateway ca
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -27,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from load_tests.bench_ab import rotation, start_all
+from load_tests.bench_ab import model_parser, rotation, start_all
 from load_tests.bench_peers import MODELS, RESULTS, prepare
-from load_tests.wrk import ensure_wrk, run_wrk
+from load_tests.wrk import ensure_wrk, run_wrk_json
 from services.traffic import infer_body
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,10 +36,7 @@ SETUPS = {"answered": {}, "refused": {"MLGATE_LOOP_LAG_SHED_MS": "0.0001"}}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", choices=sorted(MODELS), default="tiny")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=6)
+    parser = model_parser(__doc__)
     args = parser.parse_args()
     ensure_wrk()
     name, widths = MODELS[args.model]
@@ -52,15 +48,7 @@ def main() -> None:
     try:
         for repeat, label, server, url in rotation(servers, args.repeats):
             cpu = server.cpu_seconds()
-            result = run_wrk(
-                url,
-                body,
-                connections=64,
-                seconds=args.seconds,
-                header_length=None,
-                content_type="application/json",
-                cpu=1,
-            )
+            result = run_wrk_json(url, body, connections=64, seconds=args.seconds)
             used = server.cpu_seconds() - cpu
             runs.append(
                 {

@@ -13,7 +13,6 @@ medians of `--repeats` fresh homes, after Evidently is imported. A benchmark, no
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from load_tests.bench_ab import model_parser
 from load_tests.bench_peers import MODELS, prepare
 from monitors.inference_log import InferenceLog
 from monitors.loop import Monitor
@@ -68,10 +68,8 @@ def one_round(model: str, rows: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", choices=sorted(MODELS), default="wide")
+    parser = model_parser(__doc__, model="wide", seconds=None)
     parser.add_argument("--rows", type=int, default=60_000)
-    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     preload()
     runs = [one_round(args.model, args.rows) for _ in range(args.repeats)]

@@ -13,7 +13,6 @@ answers other than 200. A benchmark, not a test.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import threading
@@ -26,9 +25,9 @@ import numpy as np
 import orjson
 
 from examples.wide_mlp.model import register
-from load_tests.bench_ab import serve
+from load_tests.bench_ab import model_parser, serve
 from load_tests.bench_peers import MODELS
-from load_tests.wrk import ensure_wrk, run_wrk
+from load_tests.wrk import ensure_wrk, run_wrk_json
 from registry import Registry
 from services.traffic import infer_body
 
@@ -50,10 +49,7 @@ def seen_after(url: str, body: bytes, version: int, timeout_s: float = 10.0) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", choices=sorted(MODELS), default="tiny")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser = model_parser(__doc__, seconds=10.0)
     args = parser.parse_args()
     ensure_wrk()
     name, widths = MODELS[args.model]
@@ -67,11 +63,10 @@ def main() -> None:
     body = infer_body("x", row)
     server, port = serve(Path(__file__).resolve().parent.parent, home, work / "gateway.log")
     url = f"http://127.0.0.1:{port}/v2/models/{name}/infer"
-    options: dict[str, Any] = {"header_length": None, "content_type": "application/json"}
     runs: list[dict[str, Any]] = []
     serving = 1
     try:
-        run_wrk(url, body, connections=CONNECTIONS, seconds=2, cpu=1, **options)  # warm
+        run_wrk_json(url, body, connections=CONNECTIONS, seconds=2)  # warm
         for repeat in range(args.repeats):
             for kind in ("moves", "still") if repeat % 2 == 0 else ("still", "moves"):
                 moved: list[float] = []
@@ -87,9 +82,7 @@ def main() -> None:
                 thread = threading.Thread(target=mover) if kind == "moves" else None
                 if thread is not None:
                     thread.start()
-                result = run_wrk(
-                    url, body, connections=CONNECTIONS, seconds=args.seconds, cpu=1, **options
-                )
+                result = run_wrk_json(url, body, connections=CONNECTIONS, seconds=args.seconds)
                 if thread is not None:
                     thread.join()
                 time.sleep(2.0)  # the last move's old version drains and unloads off the record

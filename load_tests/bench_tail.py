@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from load_tests import openloop
-from load_tests.bench_ab import rotation, start_all
+from load_tests.bench_ab import model_parser, rotation, start_all
 from load_tests.bench_peers import MODELS, prepare
-from load_tests.wrk import ensure_wrk, run_wrk
+from load_tests.wrk import ensure_wrk, run_wrk_json
 from services.traffic import infer_body
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,10 +34,7 @@ SETUPS = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", choices=sorted(MODELS), default="tiny")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=8)
+    parser = model_parser(__doc__, seconds=8.0)
     parser.add_argument("--rate", type=float, default=0.0)
     parser.add_argument("--setup", action="append", default=[], type=_setup)
     args = parser.parse_args()
@@ -52,19 +49,14 @@ def main() -> None:
     servers = start_all(setups, work / "home", work, name)
     try:
         for _, label, _server, url in rotation(servers, args.repeats):
-            options: dict[str, Any] = {
-                "header_length": None,
-                "content_type": "application/json",
-                "cpu": 1,
-            }
-            run_wrk(url, body, connections=1, seconds=1, **options)  # warm, not reported
+            run_wrk_json(url, body, connections=1, seconds=1)  # warm, not reported
             if args.rate:
                 found = openloop.run_pinned(
                     url, work / "body", rate=args.rate, seconds=args.seconds, cpu=1
                 )
                 run = {k: found[k] for k in ("ok_rps", "p50_ms", "p99_ms", "statuses")}
             else:
-                result = run_wrk(url, body, connections=1, seconds=args.seconds, **options)
+                result = run_wrk_json(url, body, connections=1, seconds=args.seconds)
                 run = {"ok_rps": result.rps, "p50_ms": result.p50_ms, "p99_ms": result.p99_ms}
             runs.append({"setup": label, **run})
             print(json.dumps(runs[-1]), flush=True)

@@ -155,3 +155,19 @@ def run_wrk(
         wrk_cpu_s=round((after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime), 3),
         refusals_without_retry_after=data["no_retry_after"],
     )
+
+
+def run_wrk_json(
+    url: str, body: bytes, *, connections: int, seconds: float, cpu: int | None = 1
+) -> WrkResult:
+    """`run_wrk` with a JSON body (no binary header), wrk on core `cpu` (the benchmarks'
+    client core by default)."""
+    return run_wrk(
+        url,
+        body,
+        connections=connections,
+        seconds=seconds,
+        header_length=None,
+        content_type="application/json",
+        cpu=cpu,
+    )
