@@ -2,11 +2,14 @@
 
 The request path only calls `InferenceLog.record` (a sampling decision and a deque append).
 Everything else runs off it: the log's writer thread, and a loop that every
-`drift_interval_s` runs a monitoring round in a worker thread (`drift_monitor=inprocess`,
-the default: drift and data quality, quality from labels and estimates, the decision
-policy; `monitors/loop.py`) and then publishes the latest stored drift check and quality
-evaluation of each served version as gauges. With `drift_monitor=external` the loop only
-publishes what one `mlgate monitor` process stored; with `off` there is no loop.
+`drift_interval_s` has a monitoring round run (`drift_monitor=inprocess`, the default:
+drift and data quality, quality from labels and estimates, the decision policy;
+`monitors/loop.py`) and then publishes the latest stored drift check and quality
+evaluation of each served version as gauges. The round itself, like a drift report's
+rendering, runs in the gateway's monitor process (`monitor_process.py`: a child at the
+lowest CPU priority), never on the serving process's GIL; tasks it opened are announced
+from here. With `drift_monitor=external` the loop only publishes what one `mlgate monitor`
+process stored; with `off` there is no loop.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from monitors.drift import DriftResult
 from monitors.inference_log import InferenceLog, LogSettings
 from monitors.loop import Monitor, Round
 from monitors.metrics import GatewayMetrics
-from monitors.monitor import preload
 from monitors.quality.store import QualityCheck
 from monitors.settings import MonitorSettings
 from monitors.task_webhook import TaskNotifier
@@ -31,6 +33,7 @@ from monitors.tasks import OpenOutcome, Task
 from registry.errors import NotFound
 from registry.store import Registry
 from services.gateway.manager import ModelManager
+from services.gateway.monitor_process import MonitorProcess
 from services.retrainer import Retrainer
 
 __all__ = ["GatewayMonitoring"]
@@ -56,7 +59,12 @@ class GatewayMonitoring:
         self.settings = settings
         url = settings.task_webhook_url
         self.notifier = TaskNotifier(url) if url else None
-        self.monitor = Monitor(registry, settings, on_task=self.announce)
+        self.monitor = Monitor(registry, settings)  # its stores; rounds run in `rounds`
+        self.rounds = (
+            MonitorProcess(registry.settings, settings)
+            if settings.drift_monitor == "inprocess"
+            else None
+        )
         self.store = self.monitor.drift.store
         self.quality_store = self.monitor.store
         self.tasks = self.monitor.tasks
@@ -72,11 +80,6 @@ class GatewayMonitoring:
 
     async def start(self) -> None:
         await asyncio.to_thread(self.log.start)
-        if self.settings.drift_monitor == "inprocess":
-            # NOTE: importing Evidently (and scipy, sklearn, plotly under it) takes seconds
-            # and holds the GIL; paid here, before the gateway is ready, instead of stalling
-            # requests at the first check.
-            await asyncio.to_thread(preload)
         if self.settings.drift_monitor != "off":
             self._task = asyncio.get_running_loop().create_task(self._loop())
         if self.retrainer is not None:
@@ -88,6 +91,8 @@ class GatewayMonitoring:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self.rounds is not None:
+            await asyncio.to_thread(self.rounds.close, 10.0)
         await asyncio.to_thread(self.log.close, 10.0)
         if self.notifier is not None:
             await asyncio.to_thread(self.notifier.close, 10.0)
@@ -118,11 +123,15 @@ class GatewayMonitoring:
                 await asyncio.sleep(self.settings.retrain_interval_s)
 
     def tick(self) -> list[Round]:
-        """One round: monitor (in process) and publish the served versions' latest results."""
+        """One round over the served versions (in the monitor process, with `inprocess`),
+        then publish their latest stored results. Blocking: call it from a thread."""
         targets = sorted({(s.name, s.version) for s in self.manager.all_served()})
-        rounds = (
-            self.monitor.run_once(targets) if self.settings.drift_monitor == "inprocess" else []
-        )
+        rounds: list[Round] = []
+        if self.rounds is not None:
+            rounds = self.rounds.call("rounds", targets)
+            for done in rounds:
+                if done.task is not None and done.task.action != "refused":
+                    self.announce(done.task)
         for model, version in targets:
             latest = self.store.latest(model, version)
             if latest is not None:
@@ -188,7 +197,12 @@ class GatewayMonitoring:
         return check
 
     def report(self, model: str, version: int | None, check_id: int | None) -> Path:
-        return self.monitor.drift.report(self.check(model, version, check_id))
+        """The check's HTML report, rendered in the monitor process when there is one."""
+        check = self.check(model, version, check_id)
+        if self.rounds is None:
+            return self.monitor.drift.report(check)
+        path: Path = self.rounds.call("report", check)
+        return path
 
     def quality(self, model: str, version: int | None, history: int) -> dict[str, Any]:
         """The latest quality evaluation (and `history` older ones, newest first)."""
