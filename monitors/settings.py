@@ -44,9 +44,11 @@ class MonitorSettings(BaseSettings):
     """`MLGATE_DRIFT_MONITOR`: `inprocess` runs drift checks inside the gateway; `external`
     leaves them to one `mlgate monitor` process (many replicas) and only publishes its
     results; `off` neither checks nor publishes."""
-    monitor_nice: int = Field(default=19, ge=0, le=19)
-    """`MLGATE_MONITOR_NICE`: the CPU priority (`nice`) of the process that runs a gateway's
-    rounds with `inprocess`: at 19, serving takes the core from it whenever it needs it."""
+    monitor_priority: Literal["idle", "low", "normal"] = "idle"
+    """`MLGATE_MONITOR_PRIORITY`: the CPU priority of the process that runs a gateway's
+    rounds with `inprocess`: `idle` (SCHED_IDLE: only time serving leaves; on a machine
+    saturated on every core, rounds wait), `low` (nice 19: a small share even then), or
+    `normal`."""
     drift_interval_s: float = Field(default=60.0, gt=0)
     """`MLGATE_DRIFT_INTERVAL_S`: how often the monitor looks for a new window."""
     drift_window_rows: int = Field(default=10_000, gt=0)

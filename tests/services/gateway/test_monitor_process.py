@@ -46,7 +46,7 @@ async def test_rounds_run_in_a_niced_child_that_ends_with_the_gateway(registry: 
         pid = rounds.pid
         assert pid is not None
         assert pid != os.getpid()
-        assert os.getpriority(os.PRIO_PROCESS, pid) == 19
+        assert os.sched_getscheduler(pid) == os.SCHED_IDLE  # MLGATE_MONITOR_PRIORITY=idle
         # What the child stored is what the gateway publishes and answers.
         drift = (await gateway.client.get("/monitoring/models/mlp/drift")).json()
         assert drift["window"]["rows"] == 200
@@ -60,13 +60,14 @@ async def test_rounds_run_in_a_niced_child_that_ends_with_the_gateway(registry: 
 
 
 async def test_a_child_killed_between_rounds_is_started_again(registry: Registry) -> None:
-    settings = monitor_settings(registry.settings.home, monitor_nice=0)
+    settings = monitor_settings(registry.settings.home, monitor_priority="low")
     async for gateway in open_gateway(registry, monitor=settings):
         monitoring = gateway.app.state.monitoring
         await traffic(gateway, 200, seed=2)
         await settle_and_tick(gateway)
         first = monitoring.rounds.pid
-        assert os.getpriority(os.PRIO_PROCESS, first) == 0  # MLGATE_MONITOR_NICE
+        assert os.getpriority(os.PRIO_PROCESS, first) == 19  # MLGATE_MONITOR_PRIORITY=low
+        assert os.sched_getscheduler(first) == os.SCHED_OTHER
         child = monitoring.rounds._process
         os.kill(first, signal.SIGKILL)
         wait_until(lambda c=child: not c.is_alive(), "SIGKILL did not kill")
