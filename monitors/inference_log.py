@@ -1,18 +1,18 @@
 """The inference log: sampled request rows, written durably to segment files by one thread.
 
 Request path. `record()` runs on the event-loop thread for every request. It asks the
-`Sampler` how many rows to keep and, if any, appends one tuple holding references to the
-request's arrays to a `collections.deque`: no copy, no Arrow work, no lock beyond the
-deque's atomic append. Past `max_pending_rows` waiting rows it drops the rows (counted)
-instead of blocking. The arrays are referenced, not copied: the caller must not modify
-them in place afterwards (an output that is a slice of a batch keeps the batch alive
-until written).
+`Sampler` how many rows to keep and, if any, appends references to the request's arrays
+to its version's `Stage` (`log_batches`: one list per tensor, checked against the stage's
+row shapes), under a lock the writer holds only to swap the stages out: no copy, no Arrow
+work. Past `max_pending_rows` waiting rows it drops the rows (counted) instead of
+blocking. The arrays are referenced, not copied: the caller must not modify them in place
+afterwards (an output that is a slice of a batch keeps the batch alive until written).
 
 Writer thread. Every `flush_interval_s` (or at once when `flush()`/`close()` set its
-event) it takes what is pending, builds one Arrow record batch per (model, version) and
-row shape (columns `ts`, `request_id`, `row`, `latency_s`, `replica`, then the tensor
-columns of `registry.reference.tensor_columns`), appends it to that version's open
-stream segment and fsyncs it; only then are the rows counted as `flushed`. Segments
+event) it takes the stages, builds one Arrow record batch per stage, i.e. per (model,
+version) and row shape (columns `ts`, `request_id`, `row`, `latency_s`, `replica`, then
+the tensor columns of `registry.reference.tensor_columns`), appends it to that version's
+open stream segment and fsyncs it; only then are the rows counted as `flushed`. Segments
 rotate to Parquet by size and age; see `log_writer` and `log_segments` for the files.
 
 What a kill -9 loses (or a power cut: files and new folder entries are fsynced): only rows
@@ -28,8 +28,9 @@ row counted as `flushed`, and so every row recorded before a `flush()` that retu
 same replica name converts this replica's leftover streams to Parquet; until then
 readers read them as they are.
 
-Threads and who writes what: the event-loop thread (the one calling `record` and
-`refused`, which must be a single thread at a time) owns the sampler's counters,
+Threads and who writes what: the stages are shared, under `Staging`'s lock; the
+event-loop thread (the one calling `record` and `refused`, which must be a single thread
+at a time) owns the sampler's counters,
 `recorded`, `dropped_backlog`, `invalid_requests` and the answered/refused totals (which
 the writer thread only copies); the writer thread owns the rest (`flushed`,
 `write_errors`, `counts_write_errors`, its `dropped_*`, the rows done, the segments and
@@ -54,7 +55,6 @@ path.
 
 from __future__ import annotations
 
-import collections
 import logging
 import random
 import secrets
@@ -66,12 +66,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from monitors.log_batches import PendingRecord, build_batches
+from monitors.log_batches import Stage, Staging, Unfit, generated_ids, stage_batch
 from monitors.log_counts_writer import CountsWriter
 from monitors.log_settings import LogSettings
 from monitors.log_writer import SegmentWriter
 from monitors.recent_ids import RecentIds, RecentModelIds
 from monitors.sampling import Sampler
+from registry.errors import MlgateError
 from registry.signature import Signature
 
 __all__ = ["InferenceLog", "LogSettings"]
@@ -111,7 +112,7 @@ class InferenceLog:
             clock,
             wall_clock,
         )
-        self._pending: collections.deque[PendingRecord] = collections.deque()
+        self._staging = Staging()  # what waits for the writer
         # Ids for requests that came without one: a random prefix per log and a counter.
         # NOTE: uuid4 per row cost ~1 % of a busy gateway's CPU (one getrandom call each).
         self._id_prefix = secrets.token_hex(8)
@@ -190,18 +191,16 @@ class InferenceLog:
         ):
             self._dropped_backlog += taken
             return 0
-        self._pending.append(
-            (
-                self._wall_clock(),
-                model,
-                version,
-                signature,
-                request_id,
-                taken,
-                inputs,
-                outputs,
-                latency_s,
-            )
+        self._staging.add(
+            model,
+            version,
+            signature,
+            self._wall_clock(),
+            request_id,
+            taken,
+            inputs,
+            outputs,
+            latency_s,
         )
         self._recorded += taken
         return taken
@@ -309,39 +308,36 @@ class InferenceLog:
                 return
 
     def _write_pending(self) -> None:
-        pending = self._pending
-        records = [pending.popleft() for _ in range(len(pending))]
-        if not records:
+        stages, unfit = self._staging.take()
+        if not stages and not unfit:
             return
         try:
-            self._write(records)
+            self._write(stages, unfit)
         except Exception:  # the writer thread must outlive a bug here too
             self._write_errors += 1
-            log.exception("inference log writer failed on %d records", len(records))
+            log.exception("inference log writer failed on %d stages", len(stages))
         finally:
             # Only now do they stop counting against max_pending_rows: that is what
             # bounds the rows a crash can lose.
-            self._done_rows += sum(r[5] for r in records)
+            self._done_rows += sum(s.rows for s in stages) + sum(u[1] for u in unfit)
 
-    def _new_request_ids(self, count: int) -> list[str]:
-        first, prefix = self._id_next, self._id_prefix
+    def _new_request_ids(self, count: int) -> pa.Array:
+        first = self._id_next
         self._id_next += count
-        return [f"{prefix}-{n}" for n in range(first, first + count)]
+        return generated_ids(self._id_prefix, first, count)
 
-    def _write(self, records: list[PendingRecord]) -> None:
-        groups, invalid = build_batches(records, self.settings.replica, self._new_request_ids)
-        for (model, version), rows, problem in invalid:
-            self._dropped_invalid += rows
-            self._log_error(
-                (model, version, "invalid"),
-                "inference log rows of %s:%s dropped: %s",
-                model,
-                version,
-                problem,
-            )
-        for (model, version), batch, oldest_ts in groups:
+    def _write(self, stages: list[Stage], unfit: list[Unfit]) -> None:
+        for (model, version), rows, problem in unfit:
+            self._drop_invalid(model, version, rows, problem)
+        for stage in stages:
+            model, version = stage.model, stage.version
             try:
-                self._segments.append(model, version, batch, oldest_ts)
+                batch = stage_batch(stage, self.settings.replica, self._new_request_ids)
+            except (MlgateError, ValueError, TypeError, pa.ArrowException) as exc:
+                self._drop_invalid(model, version, stage.rows, str(exc))
+                continue
+            try:
+                self._segments.append(model, version, batch, min(stage.ts))
             except Exception:  # noqa: BLE001 -- disk full, permissions: count, log, go on
                 self._write_errors += 1
                 self._dropped_write += batch.num_rows
@@ -355,6 +351,16 @@ class InferenceLog:
             else:
                 self._flushed += batch.num_rows
                 self._note_ids(model, batch)
+
+    def _drop_invalid(self, model: str, version: int, rows: int, problem: str) -> None:
+        self._dropped_invalid += rows
+        self._log_error(
+            (model, version, "invalid"),
+            "inference log rows of %s:%s dropped: %s",
+            model,
+            version,
+            problem,
+        )
 
     def _note_ids(self, model: str, batch: pa.RecordBatch) -> None:
         try:

@@ -126,6 +126,10 @@ class MonitorProcess:
             daemon=True,  # never outlives the gateway, whatever stops it
         )
         process.start()
+        # At once, from here: the child's own start (a fresh interpreter importing the
+        # registry package) is a second of CPU that would otherwise run at full priority.
+        if process.pid is not None:
+            _lower_priority(self._settings[1].monitor_priority, process.pid)
         theirs.close()
         self._process, self._conn = process, ours
         self.starts += 1
@@ -153,7 +157,6 @@ def _child(
 ) -> None:
     """The child's body: serve calls until end-of-file, then close the registry."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _lower_priority(settings.monitor_priority)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s [monitor]: %(message)s"
     )
@@ -183,16 +186,16 @@ def _child(
         registry.close()
 
 
-def _lower_priority(priority: str) -> None:
+def _lower_priority(priority: str, pid: int) -> None:
     """`idle`: SCHED_IDLE, preempted at once by any ordinary task that wakes (on a core it
     shares with serving, nice 19 still cost one-connection p99 a millisecond: the scheduler
     let it finish its slice); `low`: nice 19; `normal`: as the gateway. Where the platform
     refuses, the child runs as it is."""
     with contextlib.suppress(OSError, AttributeError):
         if priority == "idle":
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
         elif priority == "low":
-            os.nice(19)
+            os.setpriority(os.PRIO_PROCESS, pid, 19)
 
 
 def _portable(exc: Exception) -> Exception:

@@ -1,6 +1,6 @@
 """Monitoring inside the gateway: the inference log, the monitoring loop, what they publish.
 
-The request path only calls `InferenceLog.record` (a sampling decision and a deque append).
+The request path only calls `InferenceLog.record` (a sampling decision, arrays staged).
 Everything else runs off it: the log's writer thread, and a loop that every
 `drift_interval_s` has a monitoring round run (`drift_monitor=inprocess`, the default:
 drift and data quality, quality from labels and estimates, the decision policy;
