@@ -108,7 +108,7 @@ class Staging:
             stage = current
             if stage is None or stage.shapes != shapes:
                 stage = Stage(model, version, signature, shapes)
-            if not stage.add_converted(*request):
+            if not stage.add_converted(request):
                 raise ValueError(f"arrays that do not convert to their row shapes {shapes}")
         except (ValueError, TypeError) as exc:
             self._unfit.append(((model, version), taken, str(exc)))
@@ -176,17 +176,10 @@ class Stage:
         self.rows += taken
         return True
 
-    def add_converted(
-        self,
-        ts: float,
-        request_id: Any,
-        taken: int,
-        inputs: Mapping[str, Any],
-        outputs: Mapping[str, Any],
-        latency_s: float,
-    ) -> bool:
+    def add_converted(self, request: Request) -> bool:
         """`add` for arrays that `row_shapes` found to fit but that are not numpy arrays
         of this stage's dtypes (lists, another byte order): converted first."""
+        ts, request_id, taken, inputs, outputs, latency_s = request
         converted = []
         for side, columns in ((inputs, self._inputs), (outputs, self._outputs)):
             converted.append({n: np.asarray(side[n], dtype=d) for n, d, _, _ in columns})
