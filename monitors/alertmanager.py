@@ -33,7 +33,7 @@ from typing import Any
 
 from monitors.tasks import OpenOutcome, TaskStore
 from registry.errors import BadRequest
-from registry.names import check_model_name
+from registry.names import ID_RULE, check_model_name, positive_id_text
 
 __all__ = [
     "REASONS",
@@ -209,9 +209,10 @@ def _end(raw: dict[str, Any], at: str) -> datetime | None:
 
 
 def _version(text: str, at: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise BadRequest(f"'{at}labels.version' must be a positive integer, got {text!r}")
-    return int(text)
+    version = positive_id_text(text)
+    if version is None:
+        raise BadRequest(f"'{at}labels.version' must be {ID_RULE}, got {text[:40]!r}")
+    return version
 
 
 def task_reason(alertname: str) -> str:

@@ -15,12 +15,20 @@ from dataclasses import dataclass
 from registry.errors import InvalidName, InvalidReference
 
 __all__ = [
+    "ID_RULE",
     "LATEST",
+    "MAX_ID",
     "ModelRef",
     "check_alias",
     "check_model_name",
     "parse_ref",
+    "positive_id",
+    "positive_id_text",
 ]
+
+MAX_ID = 2**63 - 1
+"""The largest version, task or check number: the databases' 64-bit INTEGER/BIGINT."""
+ID_RULE = f"a positive integer in ASCII digits, at most {MAX_ID}"
 
 MAX_NAME_LENGTH = 64
 LATEST = "latest"
@@ -101,14 +109,37 @@ def parse_ref(text: str) -> ModelRef:
         )
     if ":" in text:
         name, _, version_text = text.partition(":")
-        if not version_text.isdigit() or int(version_text) < 1:
+        version = positive_id_text(version_text)
+        if version is None:
             raise InvalidReference(
-                f"model reference {text!r}: version {version_text!r} is not a positive integer"
+                f"model reference {text[:100]!r}: version {version_text[:40]!r} is not {ID_RULE}"
             )
-        return ModelRef(check_model_name(name), version=int(version_text))
+        return ModelRef(check_model_name(name), version=version)
     if "@" in text:
         name, _, alias = text.partition("@")
         if alias != LATEST:
             check_alias(alias)
         return ModelRef(check_model_name(name), alias=alias)
     return ModelRef(check_model_name(text))
+
+
+def positive_id_text(text: str) -> int | None:
+    """`text` as a version, task or check number, or None: ASCII digits only, 1 to `MAX_ID`.
+
+    `str.isdigit` alone also accepts '³' (which `int` then refuses) and '٣' (which `int`
+    reads as 3), and `int` takes any size, which the database cannot store.
+    """
+    if not (text.isascii() and text.isdigit()) or len(text.lstrip("0")) > len(str(MAX_ID)):
+        return None
+    value = int(text)
+    return value if 1 <= value <= MAX_ID else None
+
+
+def positive_id(value: object) -> int | None:
+    """A JSON value as a version, task or check number, or None: an integer (not a boolean,
+    not a float) from 1 to `MAX_ID`, or a string `positive_id_text` accepts."""
+    if isinstance(value, str):
+        return positive_id_text(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ID:
+        return value
+    return None

@@ -152,11 +152,13 @@ def create_app(
     app.router.routes.extend(task_routes(settings))
 
     async def unmatched(_request: Request, exc: Exception) -> Response:
-        """404 and 405 from the router, in the same envelope as everything else."""
+        """404 and 405 from the router, in the same envelope as everything else; a 405 keeps
+        the `Allow` header the router lists the route's methods in (RFC 9110, 15.5.6)."""
         assert isinstance(exc, HTTPException)
         return Response(
             orjson.dumps({"error": f"{exc.detail}: no such route or method"}),
             status_code=exc.status_code,
+            headers=exc.headers,
             media_type="application/json",
         )
 

@@ -27,6 +27,7 @@ __all__ = [
     "InferRequest",
     "decode_request",
     "encode_response",
+    "holds_boolean",
     "oip_datatype",
     "oip_datatype_of",
 ]
@@ -110,8 +111,11 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
     inputs: dict[str, np.ndarray] = {}
     datatypes: dict[str, str] = {}
     offset = 0
+    # NOTE: numpy reads [true, 0.5] as [1.0, 0.5]; only a body that has a true or false
+    # somewhere (one byte search) pays for looking through the data for one.
+    booleans = b"true" in header or b"false" in header
     for index, raw in enumerate(raw_inputs):
-        name, datatype, array, used = _decode_input(index, raw, binary, offset)
+        name, datatype, array, used = _decode_input(index, raw, binary, offset, booleans)
         if name in inputs:
             raise InvalidTensor(f"input {name!r} is given twice")
         inputs[name], datatypes[name] = array, datatype
@@ -140,7 +144,7 @@ def _object(value: Any, what: str) -> dict[str, Any]:
 
 
 def _decode_input(
-    index: int, raw: Any, binary: memoryview, offset: int
+    index: int, raw: Any, binary: memoryview, offset: int, booleans: bool = True
 ) -> tuple[str, str, np.ndarray, int]:
     if not isinstance(raw, dict):
         raise InvalidTensor(f"inputs[{index}] must be an object with name, shape, datatype, data")
@@ -182,11 +186,18 @@ def _decode_input(
         return name, datatype, array, size
     if "data" not in raw:
         raise InvalidTensor(f"input {name!r} has neither 'data' nor binary_data_size")
-    return name, datatype, _from_json(name, datatype, dtype, raw["data"], shape, count), 0
+    array = _from_json(name, datatype, dtype, raw["data"], shape, count, booleans)
+    return name, datatype, array, 0
 
 
 def _from_json(
-    name: str, datatype: str, dtype: np.dtype[Any], data: Any, shape: list[int], count: int
+    name: str,
+    datatype: str,
+    dtype: np.dtype[Any],
+    data: Any,
+    shape: list[int],
+    count: int,
+    booleans: bool = True,
 ) -> np.ndarray:
     try:
         loose = np.asarray(data)
@@ -199,10 +210,11 @@ def _from_json(
     kind = loose.dtype.kind
     if count and datatype == "BOOL" and kind != "b":
         raise InvalidTensor(f"input {name!r}: BOOL data must be true/false values")
-    if count and datatype != "BOOL" and kind not in "biuf":
-        raise InvalidTensor(
-            f"input {name!r}: {datatype} data must be numbers, got {loose.dtype.name} values"
-        )
+    if count and datatype != "BOOL" and kind not in "iuf":
+        got = "true/false" if kind == "b" else f"{loose.dtype.name}"
+        raise InvalidTensor(f"input {name!r}: {datatype} data must be numbers, got {got} values")
+    if count and datatype != "BOOL" and booleans and holds_boolean(data):
+        raise InvalidTensor(f"input {name!r}: {datatype} data must be numbers, not true/false")
     if count and dtype.kind in "iu":
         whole = kind != "f" or (
             np.all(np.isfinite(loose)) and np.array_equal(loose, np.round(loose))
@@ -224,6 +236,18 @@ def _from_json(
                     f"input {name!r}: values outside the {datatype} range (±{limit:.4g})"
                 )
     return loose.astype(dtype).reshape(shape)
+
+
+def holds_boolean(data: Any) -> bool:
+    """Whether JSON `data` (a number, or lists of them nested) holds a true or false."""
+    pending = [data]
+    while pending:
+        item = pending.pop()
+        if type(item) is bool:
+            return True
+        if type(item) is list:
+            pending.extend(v for v in item if type(v) is list or type(v) is bool)
+    return False
 
 
 def _requested_outputs(raw: Any) -> dict[str, bool] | None:

@@ -19,8 +19,9 @@ import numpy as np
 
 from monitors.inference_log import InferenceLog
 from registry.errors import InvalidModelInput
+from registry.names import ID_RULE, positive_id
 from services.gateway.admission import Admission
-from services.gateway.codec import InferRequest
+from services.gateway.codec import InferRequest, holds_boolean
 from services.gateway.errors import DeadlineExceeded, InvalidTensor, Overloaded, PayloadTooLarge
 from services.gateway.manager import ModelManager
 from services.gateway.served import Served
@@ -147,18 +148,30 @@ class DataPlane:
             return InferResult(name, served.version, selected, binary, request.id)
 
     async def predict_v1(
-        self, name: str, body: Any, *, arrived: float | None = None
+        self,
+        name: str,
+        body: Any,
+        *,
+        deadline: float | None = None,
+        arrived: float | None = None,
+        booleans: bool = True,
     ) -> dict[str, Any]:
-        """`{"instances": [...]}` → `{"predictions": [...]}` (the KServe v1 shape)."""
+        """`{"instances": [...]}` → `{"predictions": [...]}` (the KServe v1 shape).
+
+        `booleans`: whether the body may hold a true or false (false only when the raw
+        body has neither word), which the instances are then searched for."""
         started = time.perf_counter() if arrived is None else arrived
         with self.manager.acquire(name, None) as served:
             try:
-                inputs = _instances(body, served.signature)
+                inputs = _instances(body, served.signature, booleans)
             except InvalidTensor as exc:
                 self._count_refusal(name, served.version, exc, _instance_count(body))
                 raise
             inputs = self._validated(name, served, inputs)
-            outputs = await served.batcher.submit(inputs, spent_s=self._spent_s(started))
+            deadline = _earliest(deadline)
+            outputs = await served.batcher.submit(
+                inputs, deadline=deadline, spent_s=self._spent_s(started)
+            )
             if self.log is not None:
                 self.log.record(
                     name,
@@ -207,12 +220,12 @@ class DataPlane:
         parameters = dict(parameters)
         version = parameters.pop("version", None)
         if version is not None:
-            try:
-                version = int(version)
-            except (TypeError, ValueError):
+            number = positive_id(version)
+            if number is None:
                 raise InvalidModelInput(
-                    f"load parameter 'version' must be an integer, got {version!r}"
-                ) from None
+                    f"load parameter 'version' must be {ID_RULE}, got {str(version)[:40]!r}"
+                )
+            version = number
         await self.manager.load(name, version, parameters)
 
     async def unload(self, name: str) -> None:
@@ -267,7 +280,7 @@ def _instance_count(body: Any) -> int:
     return max(1, len(instances)) if isinstance(instances, list) else 1
 
 
-def _instances(body: Any, signature: Any) -> dict[str, np.ndarray]:
+def _instances(body: Any, signature: Any, booleans: bool = True) -> dict[str, np.ndarray]:
     if not isinstance(body, dict) or not isinstance(body.get("instances"), list):
         raise InvalidTensor('the body must be {"instances": [...]} with at least one instance')
     if not body["instances"]:
@@ -285,30 +298,47 @@ def _instances(body: Any, signature: Any) -> dict[str, np.ndarray]:
                 raise InvalidTensor(
                     f"instances lack features {missing}; expected {features}", "missing_input"
                 )
+            known = set(features)
+            unknown = sorted({f for i in instances for f in i if f not in known})
+            if unknown:
+                raise InvalidTensor(
+                    f"instances name features the model does not take: {unknown[:20]}; "
+                    f"expected {features}",
+                    "unknown_input",
+                )
             rows = [[i[f] for f in features] for i in instances]
         else:
             rows = instances
-        return {spec.name: _typed(spec, rows)}
+        return {spec.name: _typed(spec, rows, booleans)}
     if not all(isinstance(i, dict) for i in instances):
         raise InvalidTensor(
             f"this model takes {len(specs)} inputs; each instance must be an object keyed by "
             f"{[s.name for s in specs]}",
             "shape",
         )
-    return {s.name: _typed(s, [i.get(s.name) for i in instances]) for s in specs}
+    names = {s.name for s in specs}
+    unknown = sorted({k for i in instances for k in i if k not in names})
+    if unknown:
+        raise InvalidTensor(
+            f"instances name inputs the model does not take: {unknown[:20]}; "
+            f"expected {sorted(names)}",
+            "unknown_input",
+        )
+    return {s.name: _typed(s, [i.get(s.name) for i in instances], booleans) for s in specs}
 
 
-def _typed(spec: Any, rows: list[Any]) -> np.ndarray:
+def _typed(spec: Any, rows: list[Any], booleans: bool = True) -> np.ndarray:
     try:
         loose = np.asarray(rows)
     except ValueError:
         raise InvalidTensor(f"input {spec.name!r}: instances are ragged", "shape") from None
-    if loose.dtype.kind not in "biuf":
-        raise InvalidTensor(
-            f"input {spec.name!r}: instances must be numbers, got {loose.dtype.name} values",
-            "dtype",
-        )
     target = np.dtype(spec.dtype)
+    numbers = "biuf" if target.kind == "b" else "iuf"
+    if loose.dtype.kind not in numbers or (target.kind != "b" and booleans and holds_boolean(rows)):
+        got = "true/false" if loose.dtype.kind in "biuf" else loose.dtype.name
+        raise InvalidTensor(
+            f"input {spec.name!r}: instances must be numbers, got {got} values", "dtype"
+        )
     if (
         target.kind in "iu"
         and loose.dtype.kind == "f"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import time
 import zlib
 from collections.abc import Awaitable, Callable
@@ -22,7 +23,7 @@ from starlette.routing import Route
 
 from monitors.metrics import GatewayMetrics
 from registry.errors import BadRequest
-from registry.names import check_model_name
+from registry.names import ID_RULE, check_model_name, positive_id_text
 from services.gateway.auth import check_admin, check_api_key
 from services.gateway.codec import HEADER_LENGTH, decode_request, encode_response
 from services.gateway.dataplane import DataPlane
@@ -202,7 +203,14 @@ def build_routes(settings: GatewaySettings, metrics: GatewayMetrics) -> list[Rou
         except orjson.JSONDecodeError as exc:
             raise InvalidTensor(f"the request body is not valid JSON: {exc}") from None
         answer = await until_disconnect(
-            request, dataplane.predict_v1(name, document, arrived=request.scope[ARRIVED_KEY])
+            request,
+            dataplane.predict_v1(
+                name,
+                document,
+                deadline=_header_deadline(request.headers.get(DEADLINE_HEADER)),
+                arrived=request.scope[ARRIVED_KEY],
+                booleans=b"true" in body or b"false" in body,
+            ),
         )
         request.scope[VERSION_KEY] = answer["model_version"]
         return json_response(answer)
@@ -266,7 +274,7 @@ def build_routes(settings: GatewaySettings, metrics: GatewayMetrics) -> list[Rou
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 past `limit` bytes, decompressed if gzip/deflate."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit}")
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -346,28 +354,35 @@ def model_name(name: str) -> str:
 def version_number(text: str | None) -> int | None:
     if text is None:
         return None
-    if not text.isdigit() or int(text) < 1:
-        raise BadRequest(f"model version {text!r} is not a positive integer")
-    return int(text)
+    version = positive_id_text(text)
+    if version is None:
+        raise BadRequest(f"model version {text[:40]!r} is not {ID_RULE}")
+    return version
 
 
 def positive_int(text: str, what: str) -> int:
-    """A path or query parameter that must be a positive integer; 400 naming it otherwise."""
-    if not text.isdigit() or int(text) < 1:
-        raise BadRequest(f"{what} must be a positive integer, got {text!r}")
-    return int(text)
+    """A path or query parameter that must be a positive integer that the database can hold;
+    400 naming it otherwise."""
+    value = positive_id_text(text)
+    if value is None:
+        raise BadRequest(f"{what} must be {ID_RULE}, got {text[:40]!r}")
+    return value
 
 
 def _header_deadline(value: str | None) -> float | None:
-    """An absolute Unix-time deadline header, on the time.monotonic() clock."""
+    """An absolute Unix-time deadline header, on the time.monotonic() clock; a value that is
+    not a finite number (`nan`, `inf`, `1e400`) is a 400."""
     if value is None:
         return None
     try:
         absolute = float(value)
     except ValueError:
+        absolute = math.nan
+    if not math.isfinite(absolute):
         raise BadRequest(
-            f"{DEADLINE_HEADER} must be a Unix time in seconds, got {value!r}"
-        ) from None
+            f"{DEADLINE_HEADER} must be a Unix time in seconds (a finite number), "
+            f"got {value[:40]!r}"
+        )
     return time.monotonic() + (absolute - time.time())
 
 

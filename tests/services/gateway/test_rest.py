@@ -362,7 +362,7 @@ async def test_repository_index_load_and_unload(gateway: Gateway, registry: Regi
             "max_batch_size: Input should be greater than 0",
         ),
         ({"parameters": {"batch": 4}}, 400, "unknown serving settings ['batch']"),
-        ({"parameters": {"version": "x"}}, 400, "must be an integer"),
+        ({"parameters": {"version": "x"}}, 400, "must be a positive integer"),
         ({"parameters": {"version": 9}}, 404, "no version 9"),
         ({"parameters": []}, 400, "must be a JSON object"),
     ],
