@@ -1,14 +1,19 @@
 """What every `mlgate` command shares: the typer app, consoles, progress, JSON and errors.
 
 Errors: any `MlgateError` prints `error: <message>` on stderr (or `{"error": ...}` on
-stdout with `--json`) and exits with status 1; usage errors exit with 2.
+stdout with `--json`) and exits with status 1; usage errors are one line too and exit with 2
+(`OneLineErrors`). Any other exception
+(a bug, or a library failing) is one line too, naming its type; `MLGATE_DEBUG=1` shows its
+traceback instead.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterator
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -19,8 +24,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from typer.exceptions import TyperException
 
 from registry.errors import MlgateError
+from registry.names import ID_RULE, positive_id_text
 
 __all__ = [
     "CliState",
@@ -30,13 +37,52 @@ __all__ = [
     "app",
     "emit_json",
     "err",
+    "id_number",
     "key_values",
     "out",
     "progress",
     "reports_errors",
 ]
 
+
+class OneLineErrors(typer.core.TyperGroup):
+    """Usage errors (a bad option, a number out of range) as one line too: `error: …` on
+    stderr, or `{"error": …}` on stdout when `--json` was given; exit status 2, as click's."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        run = functools.partial(
+            super().main, args, prog_name, complete_var, False, windows_expand_args, **extra
+        )
+        if not standalone_mode:
+            return run()
+        try:
+            done = run()
+        except TyperException as exc:  # typer's own click: usage and parameter errors
+            # NOTE: `mlgate` alone raises NoArgsIsHelpError, whose message is the help.
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                err.print(exc.format_message(), highlight=False, markup=False)
+                raise SystemExit(2) from None
+            context = getattr(exc, "ctx", None)
+            hint = f" (see `{context.command_path} --help`)" if context is not None else ""
+            wants_json = "--json" in (sys.argv[1:] if args is None else list(args))
+            _report(f"{exc.format_message()}{hint}", as_json=wants_json)
+            raise SystemExit(getattr(exc, "exit_code", 2)) from None
+        except typer.Abort:
+            err.print("aborted")
+            raise SystemExit(1) from None
+        raise SystemExit(done if isinstance(done, int) else 0)
+
+
 app = typer.Typer(
+    cls=OneLineErrors,
     help="mlgate: register, export (behind a parity gate), promote and inspect models.",
     no_args_is_help=True,
     add_completion=False,
@@ -146,18 +192,41 @@ def emit_json(data: Any) -> None:
     out.out(json.dumps(data, indent=2, default=str), highlight=False)
 
 
+def id_number(text: str) -> int:
+    """A version or task number on the command line (typer's `parser=`): ASCII digits from
+    1 to the databases' 64-bit limit, else a usage error naming the rule."""
+    value = positive_id_text(text.strip())
+    if value is None:
+        raise typer.BadParameter(f"{text[:40]!r} is not {ID_RULE}")
+    return value
+
+
 def reports_errors(command: Callable[..., None]) -> Callable[..., None]:
-    """Turn an `MlgateError` into one clear line (or `{"error": ...}`) and exit status 1."""
+    """Turn an error into one clear line (or `{"error": ...}`) and exit status 1: an
+    `MlgateError` as its message; anything else (not click's own exits and usage errors)
+    with its type named, unless MLGATE_DEBUG is set, which lets the traceback through."""
 
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> None:
         try:
             command(*args, **kwargs)
         except MlgateError as exc:
-            if kwargs.get("as_json"):
-                out.out(json.dumps({"error": exc.message}), highlight=False)
-            else:
-                err.print(f"[red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
+            _report(exc.message, as_json=bool(kwargs.get("as_json")))
+            raise typer.Exit(1) from None
+        except (TyperException, typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:
+            if os.environ.get("MLGATE_DEBUG"):
+                raise
+            message = f"unexpected {type(exc).__name__}: {exc} (MLGATE_DEBUG=1 shows where)"
+            _report(message, as_json=bool(kwargs.get("as_json")))
             raise typer.Exit(1) from None
 
     return run
+
+
+def _report(message: str, *, as_json: bool) -> None:
+    if as_json:
+        out.out(json.dumps({"error": message}), highlight=False)
+    else:
+        err.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)

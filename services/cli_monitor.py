@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from services.cli_common import JsonOption, app, emit_json, err, out, reports_errors
+from services.cli_common import JsonOption, app, emit_json, err, id_number, out, reports_errors
 
 __all__ = ["drift", "monitor"]
 
@@ -37,7 +37,9 @@ def drift(
     name: Annotated[str, typer.Argument(help="Model name.")],
     version: Annotated[
         int | None,
-        typer.Option(min=1, help="Version (default: the newest checked, or logged, one)."),
+        typer.Option(
+            parser=id_number, help="Version (default: the newest checked, or logged, one)."
+        ),
     ] = None,
     check: Annotated[
         bool,

@@ -7,7 +7,15 @@ from typing import Annotated, Any
 
 import typer
 
-from services.cli_common import JsonOption, app, emit_json, key_values, out, reports_errors
+from services.cli_common import (
+    JsonOption,
+    app,
+    emit_json,
+    id_number,
+    key_values,
+    out,
+    reports_errors,
+)
 
 __all__ = ["policy", "quality"]
 
@@ -18,7 +26,8 @@ def quality(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Model name.")],
     version: Annotated[
-        int | None, typer.Option(min=1, help="Version (default: the newest evaluated one).")
+        int | None,
+        typer.Option(parser=id_number, help="Version (default: the newest evaluated one)."),
     ] = None,
     check: Annotated[
         bool,
@@ -77,7 +86,7 @@ def policy(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Model name.")],
     version: Annotated[
-        int | None, typer.Option(min=1, help="One version (default: the whole model).")
+        int | None, typer.Option(parser=id_number, help="One version (default: the whole model).")
     ] = None,
     set_values: Annotated[
         list[str] | None,

@@ -13,6 +13,7 @@ from services.cli_common import (
     TraceMethod,
     app,
     emit_json,
+    id_number,
     out,
     progress,
     reports_errors,
@@ -200,7 +201,9 @@ def export_command(
 def promote(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Model name.")],
-    version: Annotated[int, typer.Argument(help="Version number to point the alias at.")],
+    version: Annotated[
+        int, typer.Argument(parser=id_number, help="Version number to point the alias at.")
+    ],
     alias: Annotated[str, typer.Option(help="Alias to move.")] = "production",
     reason: Annotated[str, typer.Option(help="Why: recorded in the audit log.")] = ...,  # type: ignore[assignment]
     by: Annotated[

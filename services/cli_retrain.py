@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from services.cli_common import JsonOption, app, emit_json, err, out, reports_errors
+from services.cli_common import JsonOption, app, emit_json, err, id_number, out, reports_errors
 
 __all__ = ["retrain"]
 
@@ -41,11 +41,13 @@ def _last_reason(task: Any) -> str:
 @reports_errors
 def retrain(
     ctx: typer.Context,
-    task_id: Annotated[int | None, typer.Argument(min=1, help="An open task to retrain.")] = None,
+    task_id: Annotated[
+        int | None, typer.Argument(parser=id_number, help="An open task to retrain.")
+    ] = None,
     candidate: Annotated[
         int | None,
         typer.Option(
-            min=1,
+            parser=id_number,
             help="Judge this version (registered by a person with --parent) for a "
             "needs-trainer task, instead of training.",
         ),

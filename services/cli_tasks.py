@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from services.cli_common import JsonOption, app, emit_json, err, out, reports_errors
+from services.cli_common import JsonOption, app, emit_json, err, id_number, out, reports_errors
 
 __all__ = ["tasks_app"]
 
@@ -82,7 +82,7 @@ def tasks(
 
 @tasks_app.command("show")
 @reports_errors
-def show(ctx: typer.Context, task_id: Annotated[int, typer.Argument(min=1)]) -> None:
+def show(ctx: typer.Context, task_id: Annotated[int, typer.Argument(parser=id_number)]) -> None:
     """One task as JSON: evidence, window, outcome and every status change."""
     _, store = _store(ctx.obj)
     emit_json(store.get(task_id).to_json())
@@ -95,7 +95,7 @@ def open_task(
     model: Annotated[str, typer.Argument(help="Model name.")],
     reason: Annotated[str, typer.Option(help="Why it needs retraining (kept in the audit).")],
     version: Annotated[
-        int | None, typer.Option(min=1, help="Serving version (default: @latest).")
+        int | None, typer.Option(parser=id_number, help="Serving version (default: @latest).")
     ] = None,
     evidence: Annotated[
         str | None, typer.Option(help="Evidence as a JSON object (links, figures).")
@@ -133,7 +133,7 @@ def open_task(
 @reports_errors
 def approve(
     ctx: typer.Context,
-    task_id: Annotated[int, typer.Argument(min=1)],
+    task_id: Annotated[int, typer.Argument(parser=id_number)],
     reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")],
     alias: Annotated[str, typer.Option(help="The alias to move.")] = "production",
 ) -> None:
@@ -151,7 +151,7 @@ def approve(
 @reports_errors
 def reject(
     ctx: typer.Context,
-    task_id: Annotated[int, typer.Argument(min=1)],
+    task_id: Annotated[int, typer.Argument(parser=id_number)],
     reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")],
 ) -> None:
     """Reject an open or candidate task."""

@@ -6,49 +6,18 @@ import json
 import stat
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from services.cli import app
 from tests.fixtures import DataDependentBranch, make_mlp, onnx_file
+from tests.services.conftest import Run
 
 FEATURES = [f"f{i}" for i in range(6)]
-
-
-Run = Callable[..., Result]
-
-
-@pytest.fixture
-def mlgate(tmp_path: Path) -> Run:
-    runner = CliRunner()
-
-    def run(*args: str, code: int = 0) -> Result:
-        result = runner.invoke(app, ["--home", str(tmp_path / "home"), *args])
-        assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
-        return result
-
-    return run
-
-
-@pytest.fixture
-def files(tmp_path: Path) -> dict[str, Path]:
-    torch.save(make_mlp(hidden=8).state_dict(), tmp_path / "weights.pt")
-    frame = pd.DataFrame(
-        np.random.default_rng(0).standard_normal((200, 6)).astype(np.float32), columns=FEATURES
-    )
-    frame.to_parquet(tmp_path / "train.parquet")
-    frame.iloc[:40].to_csv(tmp_path / "valid.csv", index=False)
-    return {
-        "weights": tmp_path / "weights.pt",
-        "train": tmp_path / "train.parquet",
-        "valid": tmp_path / "valid.csv",
-    }
 
 
 def _model_args(files: dict[str, Path]) -> list[str]:
