@@ -31,6 +31,7 @@ from registry.store import Registry
 from services.gateway.admission import Admission, LoopLag
 from services.gateway.alert_routes import alert_routes
 from services.gateway.asgi import GatewayApp
+from services.gateway.auth import BASIC, check_api_key
 from services.gateway.dashboard import Dashboard
 from services.gateway.dataplane import DataPlane
 from services.gateway.door import STATE_KEY, Door
@@ -68,7 +69,11 @@ def create_app(
     several workers (`workers.py`): /metrics and /dashboard then add up across them."""
     settings = settings or GatewaySettings()
     metrics = GatewayMetrics(metrics_registry or CollectorRegistry(), slo_s=settings.slo_ms / 1000)
-    dashboard = Dashboard(metrics.registry, interval_s=settings.dashboard_interval_s)
+    dashboard = Dashboard(
+        metrics.registry,
+        interval_s=settings.dashboard_interval_s,
+        check=None if settings.open_dashboard else _key_check(settings, challenge=BASIC),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Door]]:
@@ -164,6 +169,15 @@ def create_app(
 
     app.add_exception_handler(HTTPException, unmatched)
     return app
+
+
+def _key_check(settings: GatewaySettings, *, challenge: str) -> Callable[[Request], None]:
+    """The API key check (a no-op without keys), asking browsers for HTTP Basic."""
+
+    def check(request: Request) -> None:
+        check_api_key(request.headers, settings.api_keys, challenge=challenge)
+
+    return check
 
 
 def door_counter(manager: ModelManager, metrics: GatewayMetrics) -> Callable[[bytes], None]:

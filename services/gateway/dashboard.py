@@ -64,9 +64,12 @@ class Dashboard:
         dist: Path = DIST,
         points: int = 720,
         source: Callable[[], Awaitable[CollectorRegistry]] | None = None,
+        check: Callable[[Request], None] | None = None,
     ) -> None:
         """`source`: where each point is read from, if not `registry` (with workers, every
-        worker's metrics merged)."""
+        worker's metrics merged). `check`: raises for a request that may not see the
+        dashboard (the API key, when keys are set), before the page or its data."""
+        self._check = check
         if interval_s <= 0:
             raise ValueError(f"interval_s must be positive, got {interval_s}")
         self.interval_s = interval_s
@@ -100,10 +103,27 @@ class Dashboard:
 
     def routes(self) -> list[Route]:
         return [
-            Route("/dashboard", self.page, methods=["GET"]),
-            Route("/dashboard/data", self.data, methods=["GET"]),
+            Route("/dashboard", self._checked(self.page), methods=["GET"]),
+            Route("/dashboard/data", self._checked(self.data), methods=["GET"]),
+            # The bundle is the same public code for everyone, and /docs loads it too.
             Route("/dashboard/assets/{name}", self.asset, methods=["GET"]),
         ]
+
+    def _checked(
+        self, endpoint: Callable[[Request], Awaitable[Response]]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        check = self._check
+        if check is None:
+            return endpoint
+
+        async def run(request: Request) -> Response:
+            try:
+                check(request)
+            except Exception as exc:  # noqa: BLE001 -- refused in the envelope, like any route
+                return error_response(exc)
+            return await endpoint(request)
+
+        return run
 
     def built(self) -> bool:
         return all((self.dist / name).is_file() for name in (PAGE, *BUNDLE))

@@ -63,7 +63,13 @@ class InvalidTensor(BadRequest):
 
 
 class Unauthorized(MlgateError):
+    """401, with `WWW-Authenticate: <challenge>` (RFC 9110 requires one on a 401)."""
+
     status_code = 401
+
+    def __init__(self, message: str, *, challenge: str = 'Bearer realm="mlgate"') -> None:
+        super().__init__(message)
+        self.challenge = challenge
 
 
 class Forbidden(MlgateError):
@@ -156,6 +162,8 @@ def error_body(exc: BaseException) -> tuple[int, str, dict[str, str]]:
     """(status, message, extra headers) for any exception; 5xx details stay in the log."""
     if isinstance(exc, MlgateError):
         headers = {"Retry-After": exc.retry_after} if isinstance(exc, Refusal) else {}
+        if isinstance(exc, Unauthorized):
+            headers = {"WWW-Authenticate": exc.challenge}
         if exc.status_code >= 500 and not isinstance(
             exc, Unavailable | DeadlineExceeded | EngineFailed
         ):

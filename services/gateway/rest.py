@@ -236,6 +236,8 @@ def build_routes(settings: GatewaySettings, metrics: GatewayMetrics) -> list[Rou
         return json_response({})
 
     async def prometheus(request: Request) -> Response:
+        if not settings.open_metrics:
+            check_api_key(request.headers, settings.api_keys)
         exchange = getattr(request.app.state, "metrics_exchange", None)  # with workers
         content = (
             generate_latest(metrics.registry) if exchange is None else await exchange.collect()

@@ -36,8 +36,13 @@ class GatewaySettings(BaseSettings):
     admin_token: SecretStr | None = None
     """`MLGATE_ADMIN_TOKEN`: bearer token for /v2/repository/*. Unset: loopback only."""
     api_keys: Annotated[list[SecretStr], NoDecode] = []
-    """`MLGATE_API_KEYS`: if set, inference and metadata need one of these keys
-    (`Authorization: Bearer <key>` or `X-API-Key`)."""
+    """`MLGATE_API_KEYS`: if set, inference, metadata, /metrics and /dashboard need one of
+    these keys (`Authorization: Bearer <key>`, `X-API-Key`, or HTTP Basic's password)."""
+    open_metrics: bool = False
+    """`MLGATE_OPEN_METRICS`: /metrics answers without a key even when keys are set (a
+    Prometheus that scrapes without credentials, on a private network)."""
+    open_dashboard: bool = False
+    """`MLGATE_OPEN_DASHBOARD`: /dashboard and its data answer without a key."""
     max_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
     """`MLGATE_MAX_BODY_BYTES`: larger request bodies get 413 (after decompression too)."""
     max_rows_per_request: int = Field(default=4096, gt=0)

@@ -58,7 +58,9 @@ def test_api_keys_and_the_admin_token_come_in_metadata(registry: Registry) -> No
         assert client.is_model_ready("mlp", headers={"x-api-key": "beta"})
 
         key = {"x-api-key": "alpha"}  # an API key is not the admin token
-        for headers, expected in [({}, "UNAUTHENTICATED"), (key, "PERMISSION_DENIED")]:
+        wrong = {"authorization": "Bearer alpha"}
+        cases = [({}, "UNAUTHENTICATED"), (key, "UNAUTHENTICATED"), (wrong, "PERMISSION_DENIED")]
+        for headers, expected in cases:  # the admin token is read from Bearer only
             status, message = refused(client.unload_model, "two", headers=headers)
             rest = rest_error(live, "/v2/repository/models/two/unload", **headers)
             assert (status, message) == (expected, rest[1])
