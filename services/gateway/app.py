@@ -39,6 +39,7 @@ from services.gateway.feedback_routes import feedback_routes
 from services.gateway.manager import ModelManager
 from services.gateway.monitoring import GatewayMonitoring
 from services.gateway.monitoring_routes import monitoring_routes
+from services.gateway.openapi.routes import docs_routes
 from services.gateway.rest import INFER_PATHS, build_routes
 from services.gateway.settings import GatewaySettings
 from services.gateway.task_routes import task_routes
@@ -155,6 +156,7 @@ def create_app(
     app.router.routes.extend(feedback_routes(settings))
     app.router.routes.extend(dashboard.routes())
     app.router.routes.extend(task_routes(settings))
+    app.router.routes.extend(docs_routes(settings))
 
     async def unmatched(_request: Request, exc: Exception) -> Response:
         """404 and 405 from the router, in the same envelope as everything else; a 405 keeps
