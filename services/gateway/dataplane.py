@@ -342,11 +342,21 @@ def _typed(spec: Any, rows: list[Any], booleans: bool = True) -> np.ndarray:
     if (
         target.kind in "iu"
         and loose.dtype.kind == "f"
-        and not np.array_equal(loose, np.round(loose))
+        and not (np.all(np.isfinite(loose)) and np.array_equal(loose, np.round(loose)))
     ):
         raise InvalidTensor(
             f"input {spec.name!r}: {spec.dtype} instances must be whole numbers", "dtype"
         )
+    if loose.size and target.kind in "iuf" and loose.dtype.kind in "iuf":
+        # 1e300 as FP32 (or 300 as INT8) would wrap or become inf in the cast.
+        top = np.iinfo(target).max if target.kind in "iu" else np.finfo(target).max
+        low = np.iinfo(target).min if target.kind in "iu" else -top
+        finite = loose[np.isfinite(loose)] if loose.dtype.kind == "f" else loose
+        if finite.size and (finite.max() > top or finite.min() < low):
+            raise InvalidTensor(
+                f"input {spec.name!r}: instances hold values outside the {spec.dtype} range",
+                "dtype",
+            )
     return loose.astype(target)
 
 

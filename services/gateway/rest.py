@@ -218,7 +218,10 @@ def build_routes(settings: GatewaySettings, metrics: GatewayMetrics) -> list[Rou
     async def repository_index(request: Request) -> Response:
         dataplane = admin(request)
         options = _json_object(await read_body(request, settings.max_body_bytes))
-        return json_response(await dataplane.repository_index(bool(options.get("ready", False))))
+        ready = options.get("ready", False)
+        if not isinstance(ready, bool):
+            raise BadRequest(f"'ready' must be true or false, got {str(ready)[:40]!r}")
+        return json_response(await dataplane.repository_index(ready))
 
     async def load(request: Request) -> Response:
         dataplane = admin(request)

@@ -188,10 +188,25 @@ class Access:
         if not settings.api_keys:
             return cls((), (), "Open on this gateway: MLGATE_API_KEYS is not set.")
         return cls(
-            ({"apiKey": []}, {"apiKeyBearer": []}),
+            ({"apiKey": []}, {"apiKeyBearer": []}, {"apiKeyBasic": []}),
             (401, 403),
-            "Needs one of MLGATE_API_KEYS, as `X-API-Key` or `Authorization: Bearer`.",
+            "Needs one of MLGATE_API_KEYS, as `X-API-Key`, `Authorization: Bearer` or HTTP "
+            "Basic's password.",
         )
+
+    @classmethod
+    def metrics(cls, settings: GatewaySettings) -> Access:
+        """/metrics: a key when keys are set, unless MLGATE_OPEN_METRICS opens it."""
+        if settings.open_metrics:
+            return cls((), (), "Open: MLGATE_OPEN_METRICS is set.")
+        return cls.user(settings)
+
+    @classmethod
+    def dashboard(cls, settings: GatewaySettings) -> Access:
+        """/dashboard and its data: a key when keys are set, unless MLGATE_OPEN_DASHBOARD."""
+        if settings.open_dashboard:
+            return cls((), (), "Open: MLGATE_OPEN_DASHBOARD is set.")
+        return cls.user(settings)
 
     @classmethod
     def admin(cls, settings: GatewaySettings) -> Access:

@@ -163,11 +163,11 @@ def control_paths(settings: GatewaySettings) -> Json:
                 body=json_body(ref("schemas", "AlertmanagerWebhook")),
             )
         },
-        **_pages(open_),
+        **_pages(open_, Access.dashboard(settings)),
     }
 
 
-def _pages(open_: Access) -> Json:
+def _pages(open_: Access, dashboard: Access) -> Json:
     asset = path_parameter(
         "name",
         {"type": "string", "minLength": 1, "examples": ["dashboard.js", "docs.css"]},
@@ -180,7 +180,7 @@ def _pages(open_: Access) -> Json:
                 "dashboard",
                 "The dashboard: traffic, latency, batching, queue, drift, quality, tasks",
                 PAGES,
-                open_,
+                dashboard,
                 ok=ok("The page", HTML),
                 errors=(503,),
                 description="503 names the build step when the front end is not built.",
@@ -191,7 +191,7 @@ def _pages(open_: Access) -> Json:
                 "dashboardData",
                 "The dashboard's time series",
                 PAGES,
-                open_,
+                dashboard,
                 ok=_json("The series of each model", "DashboardData"),
             )
         },

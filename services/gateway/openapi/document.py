@@ -75,6 +75,12 @@ def _document(settings: GatewaySettings) -> dict[str, Any]:
                     "scheme": "bearer",
                     "description": "One of MLGATE_API_KEYS, as `Authorization: Bearer <key>`",
                 },
+                "apiKeyBasic": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "One of MLGATE_API_KEYS as the password, any user name "
+                    "(what a browser sends after /dashboard's 401)",
+                },
                 "adminToken": {
                     "type": "http",
                     "scheme": "bearer",

@@ -109,7 +109,7 @@ def inference_paths(settings: GatewaySettings) -> Json:
                 "metrics",
                 "Prometheus metrics (added up across workers)",
                 "Monitoring",
-                open_,
+                Access.metrics(settings),
                 ok=ok("The exposition", {"text/plain": {"schema": {"type": "string"}}}),
             )
         },

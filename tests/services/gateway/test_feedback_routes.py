@@ -172,6 +172,7 @@ async def test_unknown_models_too_many_items_and_api_keys(registry: Registry) ->
         assert fits.status_code == 200
         assert fits.json()["accepted"] == 3
 
+        gateway.client.headers.update(key)  # /metrics needs the key too
         samples = await scrape(gateway)
         assert get(samples, "mlgate_feedback_rows_total", model="mlp", outcome="unknown") == 3
         assert get(samples, "mlgate_feedback_rows_total", model="nosuch", outcome="unknown") is None

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
 
 from registry.names import MAX_ID, positive_id, positive_id_text
@@ -183,3 +184,30 @@ async def test_the_gateway_serves_on_after_all_of_it(gateway: Gateway) -> None:
         *(gateway.client.get(f"/v2/models/mlp/versions/{v}") for v in ("%C2%B3", HUGE))
     )
     assert (await gateway.infer("mlp", np.zeros((1, 6), np.float32))).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("model", "instances", "fragment"),
+    [
+        ("mlp", [[-3.6e205, 0.5, 0.5, 0.5, 0.5, 0.5]], "outside the float32 range"),
+        ("two", [{"numeric": [0.1] * 4, "counts": [1, 2, 1e30]}], "outside the int64 range"),
+        ("two", [{"numeric": [0.1] * 4, "counts": [1, 2, -1e19]}], "outside the int64 range"),
+        ("two", [{"numeric": [0.1] * 4, "counts": [1, 2.5, 3]}], "whole numbers"),
+    ],
+)
+async def test_v1_values_outside_the_type_are_400_not_a_wrapped_cast(
+    gateway: Gateway, model: str, instances: Any, fragment: str
+) -> None:
+    body = orjson.dumps({"instances": instances})
+    response = await gateway.client.post(
+        f"/v1/models/{model}:predict", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert fragment in response.json()["error"]
+
+
+@pytest.mark.parametrize("ready", [{}, "false", 1, None])
+async def test_a_repository_index_takes_ready_as_a_boolean(gateway: Gateway, ready: Any) -> None:
+    response = await gateway.client.post("/v2/repository/index", json={"ready": ready})
+    assert response.status_code == 400, response.text
+    assert "'ready' must be true or false" in response.json()["error"]
