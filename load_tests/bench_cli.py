@@ -1,6 +1,6 @@
 """How fast the `mlgate` command starts: `--help`, `models`, and `serve` until it answers.
 
-    python -m load_tests.bench_cli [CHECKOUT ...] [--runs 9] [--home DIR]
+    python -m load_tests.bench_cli [CHECKOUT ...] [--runs 9] [--workers 1] [--home DIR]
 
 Each CHECKOUT (default: the current directory) is a work tree of this repository; every
 command runs as `python -m services.cli ...` with the checkout as its working directory,
@@ -11,7 +11,8 @@ them alike. Figures are the median (and min, max) wall time of `--runs` runs of:
     --help   `python -m services.cli --help`, to its exit
     models   `python -m services.cli models` on a registry home holding the demo model, to
              its exit
-    serve    `python -m services.cli serve --no-grpc` (one worker) on the demo model: from
+    serve    `python -m services.cli serve --no-grpc` on the demo model, with `--workers`
+             worker processes (MLGATE_WORKERS; one by default, as the demo runs it): from
              the start of the process to its first 200 on /v2/health/ready (polled every
              10 ms; `ready`) and to the answer of one inference after it (`answered`)
 
@@ -69,6 +70,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkouts", nargs="*", type=Path, default=[Path.cwd()])
     parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--workers", type=int, default=1, help="mlgate serve's workers")
     parser.add_argument("--home", type=Path, help="a home already holding the demo model")
     args = parser.parse_args()
     checkouts = [c.resolve() for c in args.checkouts]
@@ -78,24 +80,25 @@ def main() -> None:
             print(f"preparing {home} with {checkouts[0]} ...", flush=True)
             _python(checkouts[0], home, "-c", PREPARE, str(home), MODEL)
         body = _infer_body(checkouts[0], home)
+        workers = {"MLGATE_WORKERS": str(args.workers)}
         figures: dict[tuple[str, str], list[float]] = {}
         for run in range(args.runs):
             for checkout in checkouts:
-                for name, seconds in measure(checkout, home, body).items():
+                for name, seconds in measure(checkout, home, body, workers).items():
                     figures.setdefault((str(checkout), name), []).append(seconds)
             print(f"run {run + 1}/{args.runs} done", flush=True)
-    report(figures, args.runs, sys.executable)
+    report(figures, args.runs, args.workers)
 
 
-def measure(checkout: Path, home: Path, body: bytes) -> dict[str, float]:
+def measure(checkout: Path, home: Path, body: bytes, env: dict[str, str]) -> dict[str, float]:
     return {
         "--help": _timed(lambda: _python(checkout, home, "-m", "services.cli", "--help")),
         "models": _timed(lambda: _python(checkout, home, "-m", "services.cli", "models")),
-        **serve(checkout, home, body),
+        **serve(checkout, home, body, env),
     }
 
 
-def serve(checkout: Path, home: Path, body: bytes) -> dict[str, float]:
+def serve(checkout: Path, home: Path, body: bytes, env: dict[str, str]) -> dict[str, float]:
     """Seconds from starting `mlgate serve` to ready, and to one inference answered."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -104,7 +107,7 @@ def serve(checkout: Path, home: Path, body: bytes) -> dict[str, float]:
     process = subprocess.Popen(
         [*command, "--no-grpc", "--log-level", "warning"],
         cwd=checkout,
-        env=_env(home),
+        env={**_env(home), **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,  # its process group is stopped as one below
@@ -128,8 +131,12 @@ def serve(checkout: Path, home: Path, body: bytes) -> dict[str, float]:
     return {"serve: ready": ready, "serve: answered": answered}
 
 
-def report(figures: dict[tuple[str, str], list[float]], runs: int, python: str) -> None:
-    print(f"\n{runs} runs each, {python}, {os.cpu_count()} cores; seconds: median (min-max)\n")
+def report(figures: dict[tuple[str, str], list[float]], runs: int, workers: int) -> None:
+    print(
+        f"\n{runs} runs each, {sys.executable}, {os.cpu_count()} cores, serve with {workers} "
+        f"worker{'s' if workers > 1 else ''}; load average before the report "
+        f"{os.getloadavg()[0]:.1f}\n"
+    )
     print("| checkout | command | median s | min s | max s |\n|---|---|---|---|---|")
     for (checkout, name), values in figures.items():
         print(
@@ -162,9 +169,8 @@ def _python(checkout: Path, home: Path, *args: str) -> str:
 
 
 def _env(home: Path) -> dict[str, str]:
-    # One worker, as the demo's gateway runs; PYTHONPATH would shadow the checkout.
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    return {**env, "MLGATE_HOME": str(home), "MLGATE_WORKERS": "1"}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # it shadows the checkout
+    return {**env, "MLGATE_HOME": str(home)}
 
 
 def _timed(run: Callable[[], object]) -> float:
