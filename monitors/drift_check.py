@@ -15,15 +15,17 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from monitors.drift_columns import DEFAULT_MAX_COLUMNS, DriftColumn
 from monitors.drift_methods import METHODS, check_method, column_statistic, method_for_kind
 from monitors.drift_result import DriftResult, FeatureDrift
 from registry.errors import BadRequest
+
+if TYPE_CHECKING:  # pandas is imported where a function needs it, not by the gateway
+    import pandas as pd
 
 __all__ = ["DriftConfig", "compute_drift"]
 
@@ -127,6 +129,8 @@ def _check_request(
     config: DriftConfig,
 ) -> dict[str, str | None]:
     """Each column's configured method (None: Evidently's default); BadRequest if unusable."""
+    import pandas as pd
+
     if not columns:
         raise BadRequest("no columns to compare")
     for window, frame in (("current", current), ("reference", reference)):
@@ -190,6 +194,8 @@ def _feature(
 
 def _finite(values: pd.Series[Any]) -> pd.Series[Any]:
     """The values Evidently keeps: NaN and ±inf dropped."""
+    import pandas as pd
+
     if values.dtype.kind == "f":
         array = values.to_numpy()
         mask = np.isfinite(array)

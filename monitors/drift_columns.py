@@ -31,12 +31,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import pandas as pd
 
 from registry.errors import BadRequest
+
+if TYPE_CHECKING:  # pandas is imported by `drift_frame`: the gateway reads results without it
+    import pandas as pd
 
 __all__ = ["DEFAULT_MAX_COLUMNS", "DriftColumn", "Kind", "Role", "drift_frame"]
 
@@ -77,6 +79,8 @@ def drift_frame(
     `layout` is the reference file's (or inference log's) layout; the same layout and
     `max_columns` give the same columns for any window.
     """
+    import pandas as pd
+
     data: dict[str, np.ndarray] = {}
     columns: dict[str, DriftColumn] = {}
 

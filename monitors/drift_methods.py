@@ -30,12 +30,13 @@ import threading
 import warnings
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from monitors.drift_columns import Kind
 from registry.errors import BadRequest
+
+if TYPE_CHECKING:  # pandas is imported where a function needs it, not by the gateway
+    import pandas as pd
 
 __all__ = [
     "METHODS",

@@ -15,14 +15,17 @@ Evidently does no network I/O here (see drift_methods.evidently_stattests).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from monitors.drift_check import DriftConfig, compute_drift
 from monitors.drift_columns import DriftColumn
 from monitors.drift_methods import evidently_stattests
 from registry.errors import BadRequest
+
+if TYPE_CHECKING:  # pandas is imported where a function needs it, not by the gateway
+    import pandas as pd
 
 __all__ = ["render_report"]
 

@@ -20,9 +20,8 @@ from __future__ import annotations
 from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -31,6 +30,9 @@ from monitors.feedback_body import FeedbackItem
 from monitors.schema import FeedbackRow, ensure_tables
 from registry.db import Database
 from registry.errors import Conflict
+
+if TYPE_CHECKING:  # pandas is imported where a function needs it, not by the gateway
+    import pandas as pd
 
 __all__ = ["RECEIPT_MAX_IDS", "UNKNOWN_NOTE", "FeedbackReceipt", "FeedbackStore"]
 
@@ -213,6 +215,8 @@ def _chunks(values: list[str]) -> list[list[str]]:
 
 
 def _frame(rows: Sequence[Any], columns: list[str]) -> pd.DataFrame:
+    import pandas as pd
+
     frame = pd.DataFrame([tuple(r) for r in rows], columns=columns)
     frame["request_id"] = frame["request_id"].astype("str")
     frame["row"] = frame["row"].astype("int64")

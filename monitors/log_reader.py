@@ -28,10 +28,9 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -48,6 +47,9 @@ from monitors.log_segments import (
 from registry.errors import BadRequest
 from registry.names import check_model_name
 from registry.reference import rebuild_tensors
+
+if TYPE_CHECKING:  # pandas is imported where a function needs it, not by the gateway
+    import pandas as pd
 
 __all__ = ["LogWindow", "log_models", "log_versions", "read_log"]
 

@@ -27,10 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from threadpoolctl import ThreadpoolController
 
 from monitors.check_store import CheckStore, DriftCheck
@@ -47,6 +46,9 @@ from monitors.tasks import TaskStore
 from registry.errors import NotFound
 from registry.reference import REFERENCE_FILE, read_reference
 from registry.store import Registry
+
+if TYPE_CHECKING:  # pandas is imported where a function needs it, not by the gateway
+    import pandas as pd
 
 __all__ = ["DriftMonitor", "preload", "task_store"]
 

@@ -16,12 +16,14 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from registry.errors import InvalidModelInput
+
+if TYPE_CHECKING:  # pandas is imported by the functions that read or digest a table
+    import pandas as pd
 
 __all__ = [
     "Dataset",
@@ -70,6 +72,8 @@ class Metric:
 
 
 def read_table(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
     suffix = path.suffix.lower()
     try:
         if suffix == ".parquet":
@@ -94,6 +98,8 @@ def dataset_digest(data: pd.DataFrame | np.ndarray) -> str:
         hasher.update(json.dumps(header, sort_keys=True).encode())
         _hash_values(hasher, array.reshape(-1))
         return hasher.hexdigest()
+    import pandas as pd
+
     if not isinstance(data, pd.DataFrame):
         raise InvalidModelInput(
             f"dataset must be a pandas DataFrame or a numpy array, not {type(data).__name__}"
@@ -123,14 +129,16 @@ def _hash_values(hasher: Any, values: np.ndarray) -> None:
     elif kind == "M":
         hasher.update(values.astype("datetime64[ns]").astype("<i8").tobytes())
     else:
+        from pandas import NA
+
         for item in values:
-            encoded = ("\x00<NA>" if _is_missing(item) else str(item)).encode()
+            encoded = ("\x00<NA>" if _is_missing(item, NA) else str(item)).encode()
             hasher.update(len(encoded).to_bytes(8, "little"))
             hasher.update(encoded)
 
 
-def _is_missing(item: Any) -> bool:
-    return item is None or (isinstance(item, float) and np.isnan(item)) or item is pd.NA
+def _is_missing(item: Any, na: Any) -> bool:
+    return item is None or (isinstance(item, float) and np.isnan(item)) or item is na
 
 
 def git_info(path: Path) -> dict[str, Any] | None:

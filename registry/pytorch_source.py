@@ -15,14 +15,16 @@ import re
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from registry.entrypoints import resolve_entrypoint
 from registry.errors import InvalidModelInput, InvalidWeights
 from registry.signature import Predict, Signature, flatten_outputs
+
+if TYPE_CHECKING:  # torch is imported by the functions that use it: serving an exported
+    import torch  # artifact needs only `load_examples`, and torch takes a second to import
 
 __all__ = [
     "EXAMPLE_FILE",
@@ -42,6 +44,8 @@ EXAMPLE_FILE = "example_inputs.npz"
 
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A weights file that must hold a plain `{name: tensor}` state dict; nothing else loads."""
+    import torch
+
     try:
         with warnings.catch_warnings():
             # A plain pickle (not torch.save) makes torch warn about its protocol before it
@@ -87,6 +91,8 @@ def _unpickling_reason(exc: BaseException) -> str:
 def rebuild_model(
     factory: str, factory_kwargs: Mapping[str, Any], state: Mapping[str, torch.Tensor]
 ) -> torch.nn.Module:
+    import torch
+
     build = resolve_entrypoint(factory, "model factory")
     try:
         model = build(**factory_kwargs)
@@ -115,6 +121,7 @@ def torch_predictor(
     model: torch.nn.Module, input_names: Sequence[str], output_names: Sequence[str] | None
 ) -> Predict:
     """A function {input name: array} → {output name: array} running the eager model."""
+    import torch
 
     def predict(inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         tensors = {n: torch.from_numpy(np.ascontiguousarray(inputs[n])) for n in input_names}
@@ -171,6 +178,8 @@ def check_factory(
 
 
 def write_source(folder: Path, model: torch.nn.Module, examples: Mapping[str, np.ndarray]) -> None:
+    import torch
+
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     torch.save(state, folder / WEIGHTS_FILE)
     np.savez(folder / EXAMPLE_FILE, **dict(examples))  # type: ignore[arg-type]

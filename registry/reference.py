@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -38,7 +37,8 @@ REFERENCE_FILE = "reference.parquet"
 _META_KEY = b"mlgate"
 _PREDICT_CHUNK_ROWS = 1024
 
-if TYPE_CHECKING:  # torch is imported where a function needs it: the CLI starts faster
+if TYPE_CHECKING:  # torch and pandas are imported where a function needs them: the CLI
+    import pandas as pd  # and the gateway (whose inference log writes Arrow) start faster
     import torch
 
 ReferenceInput: TypeAlias = (
@@ -60,6 +60,8 @@ class Reference:
 
 def reference_arrays(data: ReferenceInput, signature: Signature) -> dict[str, np.ndarray]:
     """Turn what the user passed into one array per model input, checked against the signature."""
+    import pandas as pd
+
     specs = {s.name: s for s in signature.inputs}
     if isinstance(data, pd.DataFrame):
         tabular = [s for s in signature.inputs if s.name in signature.feature_names]

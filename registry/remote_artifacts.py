@@ -23,13 +23,13 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
-from typing import Any
-
-import fsspec
-from fsspec.core import url_to_fs
+from typing import TYPE_CHECKING, Any
 
 from registry.artifacts import Manifest
 from registry.errors import ArtifactNotFound
+
+if TYPE_CHECKING:  # fsspec is imported when a shared store is configured, not by every command
+    import fsspec
 
 __all__ = ["MANIFEST_FILE", "RemoteArtifacts"]
 
@@ -40,6 +40,8 @@ class RemoteArtifacts:
     """Artifact folders at an fsspec URL, addressed by their manifest digest."""
 
     def __init__(self, url: str, **storage_options: Any) -> None:
+        from fsspec.core import url_to_fs
+
         self.url = url.rstrip("/")
         filesystem, root = url_to_fs(self.url, **storage_options)
         self.fs: fsspec.AbstractFileSystem = filesystem

@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -122,11 +122,20 @@ class TraceMethod(StrEnum):
 class CliState:
     home: Path | None = None
     registry_url: str | None = None
+    opened: list[Any] = field(default_factory=list)
 
     def registry(self) -> Any:
         from registry import Registry
 
-        return Registry(url=self.registry_url, home=self.home)
+        registry = Registry(url=self.registry_url, home=self.home)
+        self.opened.append(registry)
+        return registry
+
+    def close(self) -> None:
+        """Close the registries the command opened, when it is done (their connections:
+        SQLite folds its write-ahead log back into the database file on the last close)."""
+        while self.opened:
+            self.opened.pop().close()
 
     def monitor_settings(self, registry: Any) -> Any:
         """`MLGATE_*` monitoring settings, at the registry's home (or --home)."""
@@ -151,7 +160,8 @@ def _options(
         ),
     ] = None,
 ) -> None:
-    ctx.obj = CliState(home, registry_url)
+    ctx.obj = state = CliState(home, registry_url)
+    ctx.call_on_close(state.close)
 
 
 @contextmanager

@@ -159,10 +159,6 @@ def serve(
 ) -> None:
     """Serve the aliased versions over the Open Inference Protocol (HTTP and gRPC), with
     batching."""
-    import uvicorn
-
-    from services.gateway.app import create_app
-    from services.gateway.door import DoorProtocol
     from services.gateway.settings import GatewaySettings
     from services.gateway.workers import cores, run_workers
 
@@ -190,6 +186,13 @@ def serve(
             log_level=log_level,
         )
         return
+    # Imported here: with several workers this process only supervises (each worker, a
+    # spawned process, imports the gateway itself), so it starts them without waiting.
+    import uvicorn
+
+    from services.gateway.app import create_app
+    from services.gateway.door import DoorProtocol
+
     application = create_app(settings, registry=ctx.obj.registry())
     uvicorn.run(
         application,

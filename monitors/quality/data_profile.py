@@ -22,13 +22,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from monitors.drift_columns import DriftColumn
 from registry.errors import BadRequest
+
+if TYPE_CHECKING:  # pandas is imported where a function needs it, not by the gateway
+    import pandas as pd
 
 __all__ = ["DEFAULT_MAX_DISCRETE", "FeatureProfile", "ReferenceProfile", "profile_reference"]
 

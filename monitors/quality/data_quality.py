@@ -34,9 +34,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from monitors.quality.data_profile import (
     DEFAULT_MAX_DISCRETE,
@@ -52,6 +52,9 @@ from monitors.quality.data_result import (
     Finding,
 )
 from registry.errors import BadRequest
+
+if TYPE_CHECKING:  # pandas is imported where a function needs it, not by the gateway
+    import pandas as pd
 
 __all__ = [
     "DEFAULT_MAX_DISCRETE",

@@ -37,8 +37,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.stats import rankdata
-from sklearn.metrics import auc
 
 from registry.quality.intervals import normal_quantile, percentile_interval
 from registry.quality.metrics import HIGHER_IS_BETTER, METRICS, Figure, Scores
@@ -134,6 +132,8 @@ def _bounded(name: str, value: float, simulated: np.ndarray, n: int, confidence:
 
 
 def _expected_auc(raw: np.ndarray, positive: np.ndarray) -> float | None:
+    from sklearn.metrics import auc
+
     order = np.argsort(-raw, kind="stable")
     # cumsum of non-negative terms never decreases in floating point: auc() needs
     # monotone x, which rank − cumsum(p) (NannyML's form) can break by one ulp.
@@ -183,6 +183,8 @@ def _draws(proba: np.ndarray, simulations: int, rng: np.random.Generator) -> lis
 
 def _simulated_auc(raw: np.ndarray, draws: list[np.ndarray]) -> np.ndarray:
     """Realised AUC per draw: Mann-Whitney from the ranks of the raw scores."""
+    from scipy.stats import rankdata
+
     ranks = rankdata(raw)
     results = []
     for labels in draws:

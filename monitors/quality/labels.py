@@ -20,12 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from monitors.quality.buckets import Bucket
+
+if TYPE_CHECKING:  # pandas is imported where labels are read: the gateway's gauges need none
+    import pandas as pd
 
 __all__ = ["DELAY_BUCKETS", "LabelTally", "join", "label_lookup"]
 
@@ -79,6 +81,8 @@ class LabelTally:
 def label_lookup(frame: pd.DataFrame) -> tuple[dict[tuple[str, int], tuple[float, float]], int]:
     """(request id, row) → (label, received at, epoch s) for usable labels, and how many
     were unusable."""
+    import pandas as pd
+
     values = [_number(v) for v in frame["label"].tolist()]
     received = pd.to_datetime(frame["received_at"], utc=True)
     # Seconds since the epoch whatever unit pandas chose for the column (µs, ns).

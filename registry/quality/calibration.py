@@ -31,9 +31,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.isotonic import IsotonicRegression
-from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedShuffleSplit
 
 from registry.errors import BadRequest
 from registry.quality.problem import Predictions
@@ -177,6 +174,8 @@ def _none(classes: int, reason: str) -> Calibration:
 
 
 def _fit(values: np.ndarray, outcome: np.ndarray) -> Curve:
+    from sklearn.isotonic import IsotonicRegression
+
     isotonic = IsotonicRegression(out_of_bounds="clip").fit(values, outcome.astype(np.float64))
     return tuple(map(float, isotonic.X_thresholds_)), tuple(map(float, isotonic.y_thresholds_))
 
@@ -185,6 +184,8 @@ def _gate(
     values: np.ndarray, outcome: np.ndarray, seed: int
 ) -> tuple[bool, float | None, float | None, str, Curve]:
     """(apply?, ECE before, ECE after, why, curve fitted on all rows) for one class."""
+    from sklearn.metrics import roc_auc_score
+
     positives = int(outcome.sum())
     if positives in (0, len(outcome)):
         return False, None, None, "kept: the labels hold one class only", ((), ())
@@ -221,6 +222,8 @@ def _out_of_fold(
     values: np.ndarray, outcome: np.ndarray, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Pooled test folds: (raw values, isotonic predictions, outcomes); None if too few rows."""
+    from sklearn.model_selection import StratifiedShuffleSplit
+
     positives = int(outcome.sum())
     if len(outcome) < _MIN_ROWS or min(positives, len(outcome) - positives) < 2:
         return None

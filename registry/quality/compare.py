@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from registry.errors import BadRequest
 from registry.quality.intervals import (
@@ -88,6 +87,8 @@ def compare(
     BadRequest if the metric is not one of the task's, the predictions do not line up
     with the labels, or the metric cannot be computed for either model's output.
     """
+    from sklearn.metrics import roc_auc_score
+
     truth = np.asarray(labels)
     n = len(truth)
     _check(metric, truth, champion, challenger, n_resamples, confidence)

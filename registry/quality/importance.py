@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.inspection import permutation_importance
 
 from registry.quality.problem import Problem, read_predictions
 from registry.signature import Predict, Signature
@@ -77,6 +76,8 @@ def feature_importance(
     seed: int = 0,
 ) -> tuple[Importance | None, str]:
     """Importance of every named feature, or None and why there is none."""
+    from sklearn.inspection import permutation_importance
+
     if not signature.feature_names:
         return None, "the model has no named features (a 2-D input with feature names)"
     total = len(next(iter(inputs.values())))

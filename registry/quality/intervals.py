@@ -29,7 +29,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.stats import norm, rankdata
 
 __all__ = [
     "delong",
@@ -51,6 +50,8 @@ def normal_quantile(confidence: float) -> float:
     """z such that a standard normal lies within ±z with probability `confidence`."""
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    from scipy.stats import norm
+
     return float(norm.ppf(0.5 + confidence / 2.0))
 
 
@@ -79,6 +80,8 @@ def _components(positive: np.ndarray, negative: np.ndarray) -> tuple[np.ndarray,
     for each negative, the share of positives that outrank it (ties count one half).
     Ranks in the pooled sample minus ranks within the own class count the other class
     below, which is the whole trick (Sun & Xu 2014)."""
+    from scipy.stats import rankdata
+
     m, k = len(positive), len(negative)
     pooled = rankdata(np.concatenate([positive, negative]))
     above_negatives = (pooled[:m] - rankdata(positive)) / k

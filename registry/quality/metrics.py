@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from registry.quality.intervals import (
     delong,
@@ -169,6 +168,8 @@ def _figure(
     confidence: float,
     seed: int,
 ) -> Figure | str:
+    from sklearn.metrics import roc_auc_score
+
     n, higher = len(truth), HIGHER_IS_BETTER[name]
     if name == "roc_auc":
         inputs = auc_inputs(predictions, truth)

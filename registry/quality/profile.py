@@ -22,10 +22,9 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -42,6 +41,9 @@ from registry.reference import (
     tensor_columns,
 )
 from registry.signature import Predict, Signature
+
+if TYPE_CHECKING:  # pandas is imported where a function needs it, not by the gateway
+    import pandas as pd
 
 __all__ = [
     "EVALUATION_FILE",
@@ -61,7 +63,7 @@ LABEL_COLUMN = "__label__"
 _META_KEY = b"mlgate"
 HOLDOUT_SHARE = 0.3
 
-EvaluationInput = pd.DataFrame | tuple[ReferenceInput, Any]
+EvaluationInput: TypeAlias = "pd.DataFrame | tuple[ReferenceInput, Any]"
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,8 @@ def split_labelled_reference(
     """Without evaluation data, a reference DataFrame that carries the label column gives
     a seeded holdout (`HOLDOUT_SHARE` of its rows) as evaluation data; the rest stays the
     reference. Anything else is returned unchanged."""
+    import pandas as pd
+
     if (
         spec.evaluation is not None
         or spec.label is None
@@ -254,6 +258,8 @@ def read_evaluation(folder: Path) -> Evaluation | None:
 def _evaluation(
     spec: QualitySpec, signature: Signature, predict: Predict, max_rows: int, seed: int
 ) -> Evaluation | None:
+    import pandas as pd
+
     data, source = spec.evaluation, spec.evaluation_source
     if data is None:
         return None

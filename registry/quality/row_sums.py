@@ -18,14 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import (
-    accuracy_score,
-    f1_score,
-    log_loss,
-    mean_absolute_error,
-    r2_score,
-    root_mean_squared_error,
-)
 
 from registry.quality.problem import Predictions
 
@@ -79,6 +71,8 @@ def row_sums(
     name: str, predictions: Predictions, truth: np.ndarray, classes: int | None = None
 ) -> RowSums | str:
     """Metric `name` as RowSums, or why it cannot be computed on these predictions."""
+    from sklearn.metrics import accuracy_score, f1_score, log_loss
+
     if name not in _ROW_SUM_METRICS[predictions.task]:
         raise ValueError(f"{name!r} is not a row-sum metric of a {predictions.task} model")
     n = len(truth)
@@ -140,6 +134,8 @@ def _mean_f1(sums: np.ndarray) -> np.ndarray:
 
 
 def _regression(name: str, prediction: np.ndarray, truth: np.ndarray) -> RowSums | str:
+    from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
+
     if not np.isfinite(prediction).all():
         return f"{int((~np.isfinite(prediction)).sum())} predictions are NaN or inf"
     n, errors = len(truth), truth - prediction

@@ -19,10 +19,10 @@ import contextlib
 import logging
 import socket
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from monitors.check_store import DriftCheck
-from monitors.drift import DriftResult
+from monitors.drift_result import DriftResult
 from monitors.inference_log import InferenceLog, LogSettings
 from monitors.loop import Monitor, Round
 from monitors.metrics import GatewayMetrics
@@ -34,7 +34,9 @@ from registry.errors import NotFound
 from registry.store import Registry
 from services.gateway.manager import ModelManager
 from services.gateway.monitor_process import MonitorProcess
-from services.retrainer import Retrainer
+
+if TYPE_CHECKING:
+    from services.retrainer import Retrainer
 
 __all__ = ["GatewayMonitoring"]
 
@@ -70,11 +72,15 @@ class GatewayMonitoring:
         self.tasks = self.monitor.tasks
         replica = settings.log_replica or f"{socket.gethostname()}-{port}"
         self.log = InferenceLog(log_settings(settings, replica))
-        self.retrainer = (
-            Retrainer(registry, settings, worker=f"{replica}:retrain", announce=self.announce)
-            if settings.retrainer == "inprocess"
-            else None
-        )
+        self.retrainer: Retrainer | None = None
+        if settings.retrainer == "inprocess":
+            # Imported only here: the retrainer brings torch and the exporters (seconds of
+            # start-up) that a gateway without it never needs.
+            from services.retrainer import Retrainer
+
+            self.retrainer = Retrainer(
+                registry, settings, worker=f"{replica}:retrain", announce=self.announce
+            )
         self._task: asyncio.Task[None] | None = None
         self._retraining: asyncio.Task[None] | None = None
 

@@ -4,6 +4,9 @@ onnxruntime or TorchScript, or a model on a Triton server (`runtime: triton`).
 Every choice requires an artifact that passed the parity gate: a Triton deployment
 forwards to a model written from such an artifact (`mlgate triton-repo`), and the Triton
 runtime checks at load that Triton serves one of this version's artifacts.
+
+Each runtime's module is imported when a version needs it: serving ONNX never imports
+torch (TorchScript's) or tritonclient, which would add seconds to `mlgate serve`'s start.
 """
 
 from __future__ import annotations
@@ -15,9 +18,6 @@ from registry.records import ModelVersion
 from registry.store import Registry
 from services.gateway.deployment import Deployment
 from services.runtimes.base import Runtime
-from services.runtimes.onnx import OnnxRuntime
-from services.runtimes.torchscript import TorchScriptRuntime
-from services.runtimes.triton import TritonRuntime
 
 __all__ = ["build_runtime", "choose_format"]
 
@@ -39,6 +39,8 @@ async def build_runtime(
     ref = record.ref
     fmt = choose_format(deployment.runtime, record.servable_formats, ref)
     if deployment.runtime == "triton":
+        from services.runtimes.triton import TritonRuntime
+
         if not deployment.triton_url:
             raise NotServable(
                 f"{ref} is deployed with runtime triton but no Triton URL is set "
@@ -63,8 +65,12 @@ async def build_runtime(
         return runtime, "triton", artifact.digest
     _, local, folder = await asyncio.to_thread(registry.open_servable, ref, fmt)
     if fmt == "onnx":
+        from services.runtimes.onnx import OnnxRuntime
+
         runtime = OnnxRuntime(folder, deployment.runtime_settings())
     else:
+        from services.runtimes.torchscript import TorchScriptRuntime
+
         runtime = TorchScriptRuntime(
             folder,
             deployment.runtime_settings(),
