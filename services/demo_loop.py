@@ -20,19 +20,18 @@ Only HTTP is used against the gateway (what a user of it would do).
 
 from __future__ import annotations
 
+import contextlib
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 
 from examples.credit_risk.data import FEATURES, LABEL, Drift, generate
 from registry.errors import MlgateError
+from services.client import Client, GatewayError
 from services.traffic import GatewayProcess, infer_body, send
 
 __all__ = [
@@ -95,30 +94,31 @@ class LoopStep:
 
 @dataclass
 class GatewayClient:
-    """A running gateway over HTTP, as a user drives it (also the replica e2e test's)."""
+    """A running gateway as a user drives it: the typed client (`services.client`), plus
+    concurrent labelled traffic and waits on what the monitor makes of it (also the replica
+    e2e test's)."""
 
     url: str
     model: str
+    api: Client = field(init=False)
 
-    def get(self, path: str) -> Any:
-        with urllib.request.urlopen(f"{self.url}{path}", timeout=30) as response:  # noqa: S310
-            return orjson.loads(response.read())
+    def __post_init__(self) -> None:
+        self.api = Client(self.url, timeout_s=120)
 
-    def maybe(self, path: str) -> Any:
+    def close(self) -> None:
+        self.api.close()
+
+    def served_version(self) -> str:
+        return str(self.api.metadata(self.model)["parameters"]["served_version"])
+
+    def quality(self, version: int) -> Any:
+        """The latest quality evaluation of `version`, or None before the first one."""
         try:
-            return self.get(path)
-        except urllib.error.HTTPError:
-            return None
-
-    def post(self, path: str, document: Any) -> Any:
-        request = urllib.request.Request(  # noqa: S310 - our own loopback gateway
-            f"{self.url}{path}",
-            data=orjson.dumps(document),
-            method="POST",
-            headers={"content-type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
-            return orjson.loads(response.read())
+            return self.api.quality(self.model, version=version)
+        except GatewayError as exc:
+            if exc.status == 404:
+                return None
+            raise
 
     def traffic(self, rows: np.ndarray, prefix: str) -> None:
         bodies = [
@@ -155,8 +155,10 @@ def run_loop(
         log(step)
 
     started = time.perf_counter()
-    with GatewayProcess(home, registry_url, env=LOOP_ENV) as process:
-        gateway = GatewayClient(process.url, name)
+    with (
+        GatewayProcess(home, registry_url, env=LOOP_ENV) as process,
+        contextlib.closing(GatewayClient(process.url, name)) as gateway,
+    ):
         phases = _Phases(gateway, name, seed)
         done("serve", started, f"{name}:1 ready at {process.url}")
 
@@ -165,7 +167,7 @@ def run_loop(
         quality = phases.quality_after(clean, 1)
         if quality["status"] != "holding":
             raise LoopStepFailed(f"in-distribution traffic: quality {quality['status']}")
-        drift = gateway.get(f"/monitoring/models/{name}/drift")
+        drift = gateway.api.drift(name)
         done(
             "in-distribution traffic",
             started,
@@ -174,7 +176,7 @@ def run_loop(
 
         started = time.perf_counter()
         finding = phases.until("a drift finding", "harmless", HARMLESS, _finding, 1)
-        if gateway.get(f"/retraining/tasks?model={name}")["tasks"]:
+        if gateway.api.tasks(model=name):
             raise LoopStepFailed("harmless drift opened a retraining task")
         decision = finding["decision"]
         checks = decision["evidence"]["drift"]["checks"]
@@ -188,8 +190,7 @@ def run_loop(
 
         started = time.perf_counter()
         fallen = phases.until("a retraining task", "harmful", DRIFT, _task_opened, 1)
-        tasks = gateway.get(f"/retraining/tasks?model={name}")["tasks"]
-        task = tasks[0]
+        task = gateway.api.tasks(model=name)[0]
         done(
             "harmful drift: quality falls, one task",
             started,
@@ -215,9 +216,7 @@ def run_loop(
         started = time.perf_counter()
         gateway.wait(
             f"v{version} serving",
-            lambda: (
-                gateway.get(f"/v2/models/{name}")["parameters"]["served_version"] == str(version)
-            ),
+            lambda: gateway.served_version() == str(version),
             60,
         )
         after = phases.send("after", rows, DRIFT)
@@ -229,7 +228,7 @@ def run_loop(
                 f"v{version}'s quality did not recover: {_figure(recovered)} against v1's "
                 f"fallen {fell.get('value')}"
             )
-        if len(gateway.get(f"/retraining/tasks?model={name}")["tasks"]) != 1:
+        if len(gateway.api.tasks(model=name)) != 1:
             raise LoopStepFailed("more than one retraining task was opened")
         done(
             "served by v2: quality recovers",
@@ -268,7 +267,7 @@ class _Phases:
                 raise LoopStepFailed(f"{prefix} traffic showed no {what} within {timeout_s:g} s")
             self._chunk(prefix, CHUNK, drift)
             time.sleep(1.0)  # about one monitoring round per chunk
-            latest = self.gateway.maybe(f"/monitoring/models/{self.name}/quality?version={version}")
+            latest = self.gateway.quality(version)
             if latest is not None and found(self.gateway, self.name, latest):
                 return latest
 
@@ -277,7 +276,7 @@ class _Phases:
         enough labelled rows in its window gets them, as it would from live traffic."""
         deadline = time.monotonic() + timeout_s
         while True:
-            task = self.gateway.get(f"/retraining/tasks/{task_id}")
+            task = self.gateway.api.task(task_id)
             if task["status"] in ("promoted", "rejected", "failed", "needs-trainer"):
                 return task
             if time.monotonic() > deadline:
@@ -288,11 +287,10 @@ class _Phases:
 
     def quality_after(self, labelled: int, version: int, timeout_s: float = 60) -> Any:
         """The first evaluation of `version` whose realised figure counts these labels."""
-        path = f"/monitoring/models/{self.name}/quality?version={version}"
         wanted = min(labelled, int(LOOP_ENV["MLGATE_QUALITY_WINDOW_ROWS"]))
 
         def judged() -> Any:
-            latest = self.gateway.maybe(path)
+            latest = self.gateway.quality(version)
             realised = (latest or {}).get("realised") or {}
             return latest if realised.get("judged") and realised.get("rows", 0) >= wanted else None
 
@@ -303,7 +301,7 @@ class _Phases:
         tag = f"{prefix}{self.sent}"
         self.gateway.traffic(data[FEATURES].to_numpy(np.float32), tag)
         labels = [{"id": f"{tag}-{i}", "label": int(v)} for i, v in enumerate(data[LABEL])]
-        self.gateway.post(f"/v1/models/{self.name}/feedback", {"feedback": labels})
+        self.gateway.api.feedback(self.name, labels)
         self.sent += rows
 
 
@@ -312,7 +310,7 @@ def _finding(gateway: GatewayClient, name: str, latest: Any) -> bool:
 
 
 def _task_opened(gateway: GatewayClient, name: str, latest: Any) -> bool:
-    return bool(gateway.get(f"/retraining/tasks?model={name}")["tasks"])
+    return bool(gateway.api.tasks(model=name))
 
 
 def _figure(check: Any, part: str = "realised") -> str:
@@ -333,7 +331,5 @@ def _report(gateway: GatewayClient, home: Path, name: str, check_id: int) -> Pat
     """The Evidently HTML report of the drift check behind the finding."""
     report = home / "reports" / "demo-drift.html"
     report.parent.mkdir(parents=True, exist_ok=True)
-    path = f"/monitoring/models/{name}/drift/report?check={check_id}"
-    with urllib.request.urlopen(f"{gateway.url}{path}", timeout=120) as response:  # noqa: S310
-        report.write_bytes(response.read())
+    report.write_text(gateway.api.drift_report(name, check=check_id), encoding="utf-8")
     return report

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -23,8 +22,9 @@ from monitors.tasks import TaskStore
 from registry.errors import BadRequest, NotFound
 from registry.store import Registry
 from services.gateway.auth import check_admin
+from services.gateway.bodies import parse_json, read_body
 from services.gateway.monitoring import GatewayMonitoring
-from services.gateway.rest import guarded, json_response, read_body
+from services.gateway.rest import guarded, json_response
 from services.gateway.settings import GatewaySettings
 
 __all__ = ["alert_routes", "task_store"]
@@ -41,7 +41,9 @@ def alert_routes(settings: GatewaySettings) -> list[Route]:
         client = request.client.host if request.client else None
         check_admin(request.headers, client, settings.admin_token)
         body = await read_body(request, settings.max_body_bytes)
-        notification = parse_notification(_json(body))
+        if not body.strip():
+            raise BadRequest("the request body is empty; expected Alertmanager's webhook JSON")
+        notification = parse_notification(parse_json(body))
         monitoring: GatewayMonitoring = request.app.state.monitoring
         registry = monitoring.registry
 
@@ -56,15 +58,6 @@ def alert_routes(settings: GatewaySettings) -> list[Route]:
         return json_response(receipt.to_json())
 
     return [Route("/alerts/alertmanager", guarded(alertmanager), methods=["POST"])]
-
-
-def _json(body: bytes) -> object:
-    if not body.strip():
-        raise BadRequest("the request body is empty; expected Alertmanager's webhook JSON")
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"the request body is not valid JSON: {exc}") from None
 
 
 def _has_version(registry: Registry, model: str, version: int) -> bool:

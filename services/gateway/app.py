@@ -40,6 +40,7 @@ from services.gateway.manager import ModelManager
 from services.gateway.monitoring import GatewayMonitoring
 from services.gateway.monitoring_routes import monitoring_routes
 from services.gateway.openapi.routes import docs_routes
+from services.gateway.registry_routes import registry_routes
 from services.gateway.rest import INFER_PATHS, build_routes
 from services.gateway.settings import GatewaySettings
 from services.gateway.task_routes import task_routes
@@ -156,6 +157,7 @@ def create_app(
     app.router.routes.extend(feedback_routes(settings))
     app.router.routes.extend(dashboard.routes())
     app.router.routes.extend(task_routes(settings))
+    app.router.routes.extend(registry_routes(settings))
     app.router.routes.extend(docs_routes(settings))
 
     async def unmatched(_request: Request, exc: Exception) -> Response:

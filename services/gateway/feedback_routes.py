@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import asyncio
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from monitors.feedback import FeedbackReceipt, FeedbackStore
 from monitors.feedback_body import ParsedFeedback, check_labels, parse_feedback
-from registry.errors import BadRequest
 from registry.quality.problem import Problem
 from services.gateway.auth import check_api_key
+from services.gateway.bodies import parse_json, read_body
 from services.gateway.monitoring import GatewayMonitoring
-from services.gateway.rest import guarded, json_response, model_name, read_body
+from services.gateway.rest import guarded, json_response, model_name
 from services.gateway.settings import GatewaySettings
 
 __all__ = ["feedback_routes"]
@@ -38,11 +37,7 @@ def feedback_routes(settings: GatewaySettings) -> list[Route]:
         # 404 before reading the body; the labels are then checked against this problem.
         problem = await asyncio.to_thread(_problem, monitoring, name)
         body = await read_body(request, settings.max_body_bytes)
-        try:
-            document = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise BadRequest(f"the request body is not valid JSON: {exc}") from None
-        parsed = parse_feedback(document, max_items=settings.max_rows_per_request)
+        parsed = parse_feedback(parse_json(body), max_items=settings.max_rows_per_request)
         check_labels(parsed, problem, name)
         receipt = await asyncio.to_thread(_store, monitoring, name, parsed)
         monitoring.metrics.count_feedback(

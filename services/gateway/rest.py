@@ -11,7 +11,6 @@ import asyncio
 import functools
 import math
 import time
-import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -25,9 +24,10 @@ from monitors.metrics import GatewayMetrics
 from registry.errors import BadRequest
 from registry.names import ID_RULE, check_model_name, positive_id_text
 from services.gateway.auth import check_admin, check_api_key
+from services.gateway.bodies import parse_json, read_body, read_object
 from services.gateway.codec import HEADER_LENGTH, decode_request, encode_response
 from services.gateway.dataplane import DataPlane
-from services.gateway.errors import InvalidTensor, PayloadTooLarge, Unavailable, error_body
+from services.gateway.errors import InvalidTensor, Unavailable, error_body
 from services.gateway.settings import GatewaySettings
 
 __all__ = [
@@ -198,10 +198,7 @@ def build_routes(settings: GatewaySettings, metrics: GatewayMetrics) -> list[Rou
         dataplane.manager.require(name, None)
         request.scope[ADMITTED_KEY] = dataplane.admit(name, request.scope[VERSION_KEY])
         body = await read_body(request, settings.max_body_bytes)
-        try:
-            document = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidTensor(f"the request body is not valid JSON: {exc}") from None
+        document = parse_json(body, error=InvalidTensor)
         answer = await until_disconnect(
             request,
             dataplane.predict_v1(
@@ -217,7 +214,7 @@ def build_routes(settings: GatewaySettings, metrics: GatewayMetrics) -> list[Rou
 
     async def repository_index(request: Request) -> Response:
         dataplane = admin(request)
-        options = _json_object(await read_body(request, settings.max_body_bytes))
+        options = await read_object(request, settings.max_body_bytes, empty_ok=True)
         ready = options.get("ready", False)
         if not isinstance(ready, bool):
             raise BadRequest(f"'ready' must be true or false, got {str(ready)[:40]!r}")
@@ -225,7 +222,7 @@ def build_routes(settings: GatewaySettings, metrics: GatewayMetrics) -> list[Rou
 
     async def load(request: Request) -> Response:
         dataplane = admin(request)
-        options = _json_object(await read_body(request, settings.max_body_bytes))
+        options = await read_object(request, settings.max_body_bytes, empty_ok=True)
         parameters = options.get("parameters")
         parameters = {} if parameters is None else parameters
         if not isinstance(parameters, dict):
@@ -274,33 +271,6 @@ def build_routes(settings: GatewaySettings, metrics: GatewayMetrics) -> list[Rou
             for path, endpoint, method, protocol in observed
         ),
     ]
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 past `limit` bytes, decompressed if gzip/deflate."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the body exceeds the {limit}-byte limit")
-        chunks.append(chunk)
-    body = b"".join(chunks)
-    encoding = request.headers.get("content-encoding", "identity").lower()
-    if encoding == "identity":
-        return body
-    if encoding not in ("gzip", "deflate"):
-        raise BadRequest(f"Content-Encoding {encoding!r} is not supported; use gzip or deflate")
-    inflater = zlib.decompressobj(zlib.MAX_WBITS | 16 if encoding == "gzip" else zlib.MAX_WBITS)
-    try:
-        inflated = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise BadRequest(f"the body is not valid {encoding} data: {exc}") from None
-    if len(inflated) > limit or inflater.unconsumed_tail:
-        raise PayloadTooLarge(f"the decompressed body exceeds the {limit}-byte limit")
-    return inflated
 
 
 # Requests that finish sooner than this never start a watcher (nearly all of them below
@@ -389,15 +359,3 @@ def _header_deadline(value: str | None) -> float | None:
             f"got {value[:40]!r}"
         )
     return time.monotonic() + (absolute - time.time())
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    if not body.strip():
-        return {}
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"the request body is not valid JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise BadRequest("the request body must be a JSON object")
-    return document

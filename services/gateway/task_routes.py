@@ -1,4 +1,4 @@
-"""Retraining task routes: list and read tasks; approve or reject them (admin).
+"""Retraining task routes: list and read tasks; open, approve or reject them (admin).
 
 Approving a `candidate` task promotes its candidate version: the gateway's first served
 alias (`production` by default) moves to it, audited with the approver's reason, and the
@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import asyncio
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from monitors.task_decisions import approve_task, reject_task
 from registry.errors import BadRequest
+from registry.names import ID_RULE, positive_id
 from services.gateway.auth import check_admin, check_api_key
+from services.gateway.bodies import read_object, text_field
 from services.gateway.monitoring import GatewayMonitoring
-from services.gateway.rest import guarded, json_response, model_name, positive_int, read_body
+from services.gateway.rest import guarded, json_response, model_name, positive_int
 from services.gateway.settings import GatewaySettings
 
 __all__ = ["task_routes"]
@@ -45,6 +46,42 @@ def task_routes(settings: GatewaySettings) -> list[Route]:
             limit=positive_int(query.get("limit", "100"), "limit"),
         )
         return json_response({"tasks": [t.to_json() for t in tasks]})
+
+    async def open_task(request: Request) -> Response:
+        plane = admin(request)
+        document = await read_object(request)
+        name = model_name(text_field(document, "model", required=True))
+        raw_version = document.get("version")
+        number = None if raw_version is None else positive_id(raw_version)
+        if raw_version is not None and number is None:
+            raise BadRequest(f"'version' must be {ID_RULE}, got {raw_version!r}")
+        reason = text_field(document, "reason", required=True)
+        evidence = document.get("evidence", {})
+        if not isinstance(evidence, dict):
+            raise BadRequest("'evidence' must be a JSON object")
+        ref = f"{name}@latest" if number is None else f"{name}:{number}"
+        target = await asyncio.to_thread(plane.registry.get, ref)
+        outcome = await asyncio.to_thread(
+            plane.tasks.open,
+            name,
+            target.version,
+            reason,
+            evidence={**evidence, "opened_by": "api"},
+            source="api",
+            actor=text_field(document, "actor", required=False) or "admin",
+        )
+        if outcome.task is not None:
+            plane.announce(outcome)
+        status = 201 if outcome.action == "created" else 200
+        body = {
+            "action": outcome.action,
+            "why": outcome.why,
+            "task": None if outcome.task is None else outcome.task.to_json(),
+        }
+        return json_response(body, status)
+
+    async def tasks(request: Request) -> Response:
+        return await (open_task if request.method == "POST" else listing)(request)
 
     async def one(request: Request) -> Response:
         check_api_key(request.headers, settings.api_keys)
@@ -76,7 +113,7 @@ def task_routes(settings: GatewaySettings) -> list[Route]:
         return json_response(task.to_json())
 
     return [
-        Route("/retraining/tasks", guarded(listing), methods=["GET"]),
+        Route("/retraining/tasks", guarded(tasks), methods=["GET", "POST"]),
         Route("/retraining/tasks/{task_id}", guarded(one), methods=["GET"]),
         Route("/retraining/tasks/{task_id}/approve", guarded(approve), methods=["POST"]),
         Route("/retraining/tasks/{task_id}/reject", guarded(reject), methods=["POST"]),
@@ -84,20 +121,10 @@ def task_routes(settings: GatewaySettings) -> list[Route]:
 
 
 async def _decision(request: Request) -> tuple[str, str]:
-    body = await read_body(request, 64 * 1024)
-    try:
-        document = orjson.loads(body) if body.strip() else {}
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"the request body is not valid JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise BadRequest('the body must be a JSON object: {"reason": "...", "actor": "..."}')
-    reason = document.get("reason")
-    if not isinstance(reason, str) or not reason.strip():
-        raise BadRequest('a decision needs a "reason" (a non-empty string), for the audit log')
-    actor = document.get("actor", "admin")
-    if not isinstance(actor, str) or not actor.strip():
-        raise BadRequest('"actor" must be a non-empty string')
-    return reason.strip(), actor.strip()
+    expected = '{"reason": "...", "actor": "..."}'
+    document = await read_object(request, expected=expected)
+    reason = text_field(document, "reason", required=True)
+    return reason, text_field(document, "actor", required=False) or "admin"
 
 
 def _task_id(request: Request) -> int:

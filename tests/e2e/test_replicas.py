@@ -16,19 +16,18 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 import pytest
 
 from examples.credit_risk.data import FEATURES, LABEL, generate
 from registry import Registry
 from services.demo import run_demo
 from services.demo_loop import DRIFT, LOOP_ENV, GatewayClient
-from services.traffic import GatewayProcess, infer_body
+from services.traffic import GatewayProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -89,34 +88,29 @@ def test_two_gateways_one_monitor_one_retrainer_share_one_registry(
         registry.close()
 
     with ExitStack() as stack:
-        gateways = [
-            GatewayClient(
-                stack.enter_context(
-                    GatewayProcess(
-                        tmp_path / f"gateway-{name}",
-                        postgres_url,
-                        env={**env, "MLGATE_LOG_REPLICA": f"gateway-{name}"},
-                    )
-                ).url,
-                MODEL,
+        gateways: list[GatewayClient] = []
+        for name in ("a", "b"):
+            process = GatewayProcess(
+                tmp_path / f"gateway-{name}",
+                postgres_url,
+                env={**env, "MLGATE_LOG_REPLICA": f"gateway-{name}"},
             )
-            for name in ("a", "b")
-        ]
+            url = stack.enter_context(process).url
+            gateways.append(stack.enter_context(closing(GatewayClient(url, MODEL))))
         common = ["--registry-url", postgres_url]
         monitor = ["--home", str(tmp_path / "monitor"), *common, "monitor"]
         stack.enter_context(_process(monitor, env, tmp_path / "monitor.log"))
         worker = ["--home", str(tmp_path / "retrainer"), *common, "retrain", "--worker"]
         stack.enter_context(_process([*worker, "--interval", "0.5"], env, tmp_path / "worker.log"))
         for gateway in gateways:
-            assert gateway.get(f"/v2/models/{MODEL}")["parameters"]["served_version"] == "1"
+            assert gateway.served_version() == "1"
         for name in ("a", "b"):  # each fetched v1 from the shared store into its own home
             assert any((tmp_path / f"gateway-{name}" / "artifacts").rglob("model.onnx"))
 
         # Drifted traffic with labels, half to each gateway, until the monitor opens a task.
-        tasks_path = f"/retraining/tasks?model={MODEL}"
         rounds = 0
         deadline = time.monotonic() + 180
-        while not gateways[0].get(tasks_path)["tasks"]:
+        while not gateways[0].api.tasks(model=MODEL):
             assert time.monotonic() < deadline, "drift across both gateways opened no task"
             for index, gateway in enumerate(gateways):
                 chunk = generate(HALF, seed=100 + 2 * rounds + index, drift=DRIFT)
@@ -124,7 +118,7 @@ def test_two_gateways_one_monitor_one_retrainer_share_one_registry(
                 gateway.traffic(chunk[FEATURES].to_numpy(np.float32), prefix)
                 labels = [{"id": f"{prefix}-{i}", "label": int(v)}
                           for i, v in enumerate(chunk[LABEL])]  # fmt: skip
-                gateway.post(f"/v1/models/{MODEL}/feedback", {"feedback": labels})
+                gateway.api.feedback(MODEL, labels)
             rounds += 1
             time.sleep(1.0)
 
@@ -133,10 +127,10 @@ def test_two_gateways_one_monitor_one_retrainer_share_one_registry(
         assert "-gateway-a-" in segments
         assert "-gateway-b-" in segments
 
-        task_path = f"/retraining/tasks/{gateways[0].get(tasks_path)['tasks'][0]['id']}"
+        task_id = gateways[0].api.tasks(model=MODEL)[0]["id"]
 
         def finished() -> Any:
-            task = gateways[1].get(task_path)
+            task = gateways[1].api.task(task_id)
             return task if task["status"] in ("promoted", "rejected", "failed") else None
 
         task = gateways[1].wait("the retrained version", finished, 300)
@@ -145,15 +139,13 @@ def test_two_gateways_one_monitor_one_retrainer_share_one_registry(
         for gateway in gateways:  # the promotion reaches both, through the shared registry
 
             def serving(client: GatewayClient = gateway) -> bool:
-                served = client.get(f"/v2/models/{MODEL}")["parameters"]["served_version"]
-                return bool(served == version)
+                return client.served_version() == version
 
             gateway.wait(f"v{version} serving at {gateway.url}", serving, 60)
-            answer = gateway.post(
-                f"/v2/models/{MODEL}/infer",
-                orjson.loads(infer_body("features", np.zeros((1, len(FEATURES)), np.float32))),
+            answer = gateway.api.infer(
+                MODEL, {"features": np.zeros((1, len(FEATURES)), np.float32)}
             )
-            assert answer["model_version"] == version
+            assert str(answer.version) == version
         # A storm of drifted windows across two replicas still opened only one task.
-        assert len(gateways[0].get(tasks_path)["tasks"]) == 1
-        assert gateways[0].maybe(f"/monitoring/models/{MODEL}/drift") is not None
+        assert len(gateways[0].api.tasks(model=MODEL)) == 1
+        assert gateways[0].api.drift(MODEL)["model"] == MODEL

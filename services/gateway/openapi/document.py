@@ -15,6 +15,7 @@ from typing import Any
 from services.gateway.openapi.common import error_responses
 from services.gateway.openapi.control import control_paths
 from services.gateway.openapi.inference import inference_paths
+from services.gateway.openapi.registry import open_task_operation, registry_paths
 from services.gateway.openapi.schemas import schemas
 from services.gateway.settings import GatewaySettings
 
@@ -38,6 +39,7 @@ TAGS = [
     {"name": "Repository", "description": "Load and unload models (admin)"},
     {"name": "Monitoring", "description": "Metrics, drift, quality, ground truth"},
     {"name": "Retraining", "description": "Retraining tasks and the Alertmanager webhook"},
+    {"name": "Registry", "description": "Models, versions, lineage, aliases (moves: admin)"},
     {"name": "Pages", "description": "The dashboard, and this document with its page"},
 ]
 
@@ -59,7 +61,7 @@ def _document(settings: GatewaySettings) -> dict[str, Any]:
             "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
         },
         "tags": TAGS,
-        "paths": {**inference_paths(settings), **control_paths(settings)},
+        "paths": _paths(settings),
         "components": {
             "schemas": schemas(),
             "responses": error_responses(),
@@ -89,3 +91,9 @@ def _document(settings: GatewaySettings) -> dict[str, Any]:
             },
         },
     }
+
+
+def _paths(settings: GatewaySettings) -> dict[str, Any]:
+    paths = {**inference_paths(settings), **control_paths(settings), **registry_paths(settings)}
+    paths["/retraining/tasks"]["post"] = open_task_operation(settings)  # beside its listing
+    return paths

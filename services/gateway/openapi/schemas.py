@@ -16,6 +16,7 @@ from services.gateway.codec import DATATYPES
 from services.gateway.deployment import Deployment
 from services.gateway.openapi.common import COUNT, INT64_MAX, NUMBER, STRING, array, obj, ref
 from services.gateway.openapi.control_schemas import monitoring_schemas, task_schemas
+from services.gateway.openapi.registry import registry_schemas
 
 __all__ = ["schemas"]
 
@@ -23,7 +24,13 @@ Json = dict[str, Any]
 
 
 def schemas() -> Json:
-    return {**_data_plane(), **_repository(), **monitoring_schemas(), **task_schemas()}
+    return {
+        **_data_plane(),
+        **_repository(),
+        **monitoring_schemas(),
+        **task_schemas(),
+        **registry_schemas(),
+    }
 
 
 def _data_plane() -> Json:

@@ -68,7 +68,7 @@ async def test_reject_and_the_errors(registry: Registry, gateway: Gateway) -> No
         ("GET", "/retraining/tasks?status=done", None, 400, "unknown task status 'done'"),
         ("POST", f"/retraining/tasks/{task_id}/approve", {"reason": "ok"}, 409,
          "is open, not candidate"),
-        ("POST", f"/retraining/tasks/{task_id}/reject", {}, 400, 'needs a "reason"'),
+        ("POST", f"/retraining/tasks/{task_id}/reject", {}, 400, "'reason' must be"),
         ("POST", f"/retraining/tasks/{task_id}/reject", {"reason": 3}, 400, "reason"),
     ]  # fmt: skip
     for method, path, body, status, text in cases:
