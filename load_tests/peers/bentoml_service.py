@@ -1,8 +1,8 @@
 """The peer BentoML 1.4 service: onnxruntime behind a batchable API, as its docs show.
 
 Run by `bentoml serve load_tests.peers.bentoml_service:OnnxModel` inside the BentoML
-environment (load_tests/peers/bentoml.txt). BentoML reads the batching parameters from the
-decorator when this file is imported, so they come from the environment:
+environment (load_tests/peers/locks/bentoml.txt). BentoML reads the batching parameters from
+the decorator when this file is imported, so they come from the environment:
 
     MLGATE_PEER_MODEL        path to the ONNX file (the same file mlgate serves)
     MLGATE_PEER_INPUT        the model's input name

@@ -1,6 +1,6 @@
 """The peer Triton server: PyTriton 0.7 (Triton 2.51), onnxruntime in its Python backend.
 
-Run with the PyTriton environment's interpreter (load_tests/peers/pytriton.txt):
+Run with the PyTriton environment's interpreter (load_tests/peers/locks/pytriton.txt):
 
     python pytriton_server.py HTTP GRPC METRICS WORKSPACE MODEL.onnx[=NAME[:VERSION]]...
 

@@ -1,9 +1,12 @@
-"""The peers' own virtual environments, built on first use and rebuilt when their pins change.
+"""The peers' own virtual environments, built on first use and rebuilt when their locks change.
 
 BentoML 1.4 pins its own web stack and PyTriton needs numpy<2, so neither can share the
-project's .venv. Each lives in .venv-peers/<name>, built from load_tests/peers/<name>.txt
-(exact pins, the same onnxruntime as the project) in one pip command; a stamp holding the
-requirements file's digest says whether it is current.
+project's .venv. Each lives in .venv-peers/<name>, built from its lock,
+load_tests/peers/locks/<name>.txt: every package pinned with == and its hashes, compiled by
+`make lock` from load_tests/peers/<name>.in (the peer's top-level pins, the same onnxruntime
+as the project). As for .venv (see the Makefile), the venv first takes the locked pip
+(requirements/pip.txt), then one pip command installs the lock with hashes required. A stamp
+holding the digest of both files says whether the environment is current.
 """
 
 from __future__ import annotations
@@ -15,16 +18,23 @@ import sys
 import sysconfig
 from pathlib import Path
 
-__all__ = ["PEERS_HOME", "libdir", "python_for"]
+__all__ = ["PEERS_HOME", "libdir", "lock_for", "python_for"]
 
 HERE = Path(__file__).parent
-PEERS_HOME = HERE.parent.parent / ".venv-peers"
+REPO = HERE.parent.parent
+PEERS_HOME = REPO / ".venv-peers"
+PIP_LOCK = REPO / "requirements" / "pip.txt"
+
+
+def lock_for(name: str) -> Path:
+    """The lock peer environment `name` is built from."""
+    return HERE / "locks" / f"{name}.txt"
 
 
 def python_for(name: str) -> Path:
     """The interpreter of peer environment `name`, building the environment if needed."""
-    requirements = HERE / f"{name}.txt"
-    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
+    peer_lock = lock_for(name)
+    digest = hashlib.sha256(PIP_LOCK.read_bytes() + peer_lock.read_bytes()).hexdigest()
     home = PEERS_HOME / name
     python, stamp = home / "bin" / "python", home / ".installed"
     PEERS_HOME.mkdir(exist_ok=True)
@@ -34,9 +44,9 @@ def python_for(name: str) -> Path:
         if stamp.exists() and stamp.read_text() == digest and python.exists():
             return python
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(home)], check=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "-r", str(requirements)], check=True
-        )
+        pip = [str(python), "-m", "pip", "install", "-q", "--require-hashes", "-r"]
+        for requirements in (PIP_LOCK, peer_lock):
+            subprocess.run([*pip, str(requirements)], check=True)
         stamp.write_text(digest)
     return python
 
