@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-import orjson
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry
 from starlette.exceptions import HTTPException
@@ -27,6 +26,7 @@ from monitors.metrics import (
     TaskCollector,
 )
 from monitors.settings import MonitorSettings
+from registry.errors import MlgateError
 from registry.store import Registry
 from services.gateway.admission import Admission, LoopLag
 from services.gateway.alert_routes import alert_routes
@@ -41,7 +41,7 @@ from services.gateway.monitoring import GatewayMonitoring
 from services.gateway.monitoring_routes import monitoring_routes
 from services.gateway.openapi.routes import docs_routes
 from services.gateway.registry_routes import registry_routes
-from services.gateway.rest import INFER_PATHS, build_routes
+from services.gateway.rest import INFER_PATHS, build_routes, error_response
 from services.gateway.settings import GatewaySettings
 from services.gateway.task_routes import task_routes
 from services.gateway.worker_metrics import MetricsExchange
@@ -160,18 +160,17 @@ def create_app(
     app.router.routes.extend(registry_routes(settings))
     app.router.routes.extend(docs_routes(settings))
 
-    async def unmatched(_request: Request, exc: Exception) -> Response:
-        """404 and 405 from the router, in the same envelope as everything else; a 405 keeps
-        the `Allow` header the router lists the route's methods in (RFC 9110, 15.5.6)."""
-        assert isinstance(exc, HTTPException)
-        return Response(
-            orjson.dumps({"error": f"{exc.detail}: no such route or method"}),
-            status_code=exc.status_code,
-            headers=exc.headers,
-            media_type="application/json",
-        )
+    async def envelope(_request: Request, exc: Exception) -> Response:
+        """The one exception handler: every error on every route leaves as the envelope
+        (`rest.error_response`), the router's own 404/405 too (a 405 keeps the `Allow`
+        header listing the route's methods, RFC 9110 15.5.6). The inference routes, which
+        the ASGI fast path (`asgi.py`) calls without this middleware, and the other routes
+        through `guarded`, answer with the same function."""
+        return error_response(exc)
 
-    app.add_exception_handler(HTTPException, unmatched)
+    app.add_exception_handler(HTTPException, envelope)
+    app.add_exception_handler(MlgateError, envelope)
+    app.add_exception_handler(Exception, envelope)  # Starlette logs it again, then re-raises
     return app
 
 

@@ -13,12 +13,12 @@ tensors suit the model is `validation.py`'s job.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import orjson
 
+from services.gateway.calls import InferRequest
 from services.gateway.errors import InvalidTensor
 
 __all__ = [
@@ -68,16 +68,6 @@ def oip_datatype_of(dtype: np.dtype[Any]) -> str:
     if found is None:  # another byte order, or no OIP name: rare, remembered
         found = _BY_DTYPE[dtype] = oip_datatype(dtype.name)
     return found
-
-
-@dataclass
-class InferRequest:
-    inputs: dict[str, np.ndarray]
-    datatypes: dict[str, str]
-    id: str | None = None
-    parameters: dict[str, Any] = field(default_factory=dict)
-    outputs: dict[str, bool] | None = None  # requested output → binary?
-    binary_by_default: bool = False
 
 
 def decode_request(body: bytes, header_length: str | None) -> InferRequest:

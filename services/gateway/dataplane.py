@@ -21,30 +21,16 @@ from monitors.inference_log import InferenceLog
 from registry.errors import InvalidModelInput
 from registry.names import ID_RULE, positive_id
 from services.gateway.admission import Admission
-from services.gateway.codec import InferRequest, holds_boolean
+from services.gateway.calls import Call, InferRequest, InferResult
+from services.gateway.codec import holds_boolean
 from services.gateway.errors import DeadlineExceeded, InvalidTensor, Overloaded, PayloadTooLarge
 from services.gateway.manager import ModelManager
 from services.gateway.served import Served
 from services.gateway.validation import refused_rows, validate_inputs
 
-__all__ = ["DataPlane", "InferResult"]
+__all__ = ["DataPlane", "InferResult"]  # InferResult: re-exported from `calls`
 
 EXTENSIONS = ["binary_tensor_data", "model_repository", "statistics", "v1_predict"]
-
-
-class InferResult:
-    __slots__ = ("binary", "model", "outputs", "request_id", "version")
-
-    def __init__(
-        self,
-        model: str,
-        version: int,
-        outputs: dict[str, np.ndarray],
-        binary: dict[str, bool],
-        request_id: str | None,
-    ) -> None:
-        self.model, self.version, self.outputs = model, version, outputs
-        self.binary, self.request_id = binary, request_id
 
 
 class DataPlane:
@@ -60,6 +46,33 @@ class DataPlane:
         self.max_rows = max_rows
         self.log = log
         self.admission = admission
+
+    def begin(self, call: Call, version: int | None) -> None:
+        """What every transport does before it reads a request's tensors: label the call
+        with the version it is routed to, require that version (404 unknown, 503 not
+        ready), and admit it (503 with Retry-After when the process cannot meet the SLO).
+        The transport then calls `end(call, ...)` once, whatever the answer."""
+        routed = version if version is not None else self.manager.routed_version(call.name)
+        call.version = "" if routed is None else str(routed)
+        self.manager.require(call.name, version)
+        call.admitted = self.admit(call.name, call.version)
+
+    def end(self, call: Call, protocol: str, status: int) -> None:
+        """The call was answered with `status`: it leaves admission, and is counted and
+        timed. Only a model this gateway serves becomes a label value (clients naming
+        models cannot invent series); the version is the one that answered, else the one
+        routed to."""
+        if call.admitted:
+            call.admitted = False
+            self.leave()
+        metrics = self.manager.metrics
+        if metrics is None:
+            return
+        model = call.name if self.manager.knows(call.name) else ""
+        version = call.version if model else ""
+        metrics.observe_request(
+            model, version, protocol, status, time.perf_counter() - call.started
+        )
 
     def admit(self, name: str, version: str) -> bool:
         """Refuse (503 with Retry-After) before any work if the process cannot meet the SLO
@@ -123,11 +136,15 @@ class DataPlane:
         *,
         deadline: float | None = None,
         arrived: float | None = None,
+        call: Call | None = None,
     ) -> InferResult:
         """Validate, queue, wait; `deadline` is on the time.monotonic() clock, `arrived`
-        (when the transport got the request) on time.perf_counter()'s."""
+        (when the transport got the request) on time.perf_counter()'s. `call` (from
+        `begin`) is labelled with the version that answers."""
         started = time.perf_counter() if arrived is None else arrived
         with self.manager.acquire(name, version) as served:
+            if call is not None:
+                call.version = str(served.version)
             inputs = self._validated(name, served, request.inputs)
             deadline = _earliest(deadline, _timeout_deadline(request.parameters))
             priority = _priority(request.parameters)
@@ -155,6 +172,7 @@ class DataPlane:
         deadline: float | None = None,
         arrived: float | None = None,
         booleans: bool = True,
+        call: Call | None = None,
     ) -> dict[str, Any]:
         """`{"instances": [...]}` → `{"predictions": [...]}` (the KServe v1 shape).
 
@@ -162,6 +180,8 @@ class DataPlane:
         body has neither word), which the instances are then searched for."""
         started = time.perf_counter() if arrived is None else arrived
         with self.manager.acquire(name, None) as served:
+            if call is not None:
+                call.version = str(served.version)
             try:
                 inputs = _instances(body, served.signature, booleans)
             except InvalidTensor as exc:

@@ -27,6 +27,8 @@ import logging
 import math
 import random
 
+from starlette.exceptions import HTTPException
+
 from registry.errors import BadRequest, MlgateError, NotFound
 
 __all__ = [
@@ -169,5 +171,7 @@ def error_body(exc: BaseException) -> tuple[int, str, dict[str, str]]:
         ):
             log.error("internal error: %s", exc.message)
         return exc.status_code, exc.message, headers
+    if isinstance(exc, HTTPException):  # the router's own: no route (404), no method (405)
+        return exc.status_code, f"{exc.detail}: no such route or method", dict(exc.headers or {})
     log.exception("unexpected error", exc_info=exc)
     return 500, "internal error: the gateway failed on this request; see its log", {}

@@ -23,7 +23,8 @@ from registry.quality.problem import Problem
 from services.gateway.auth import check_api_key
 from services.gateway.bodies import parse_json, read_body
 from services.gateway.monitoring import GatewayMonitoring
-from services.gateway.rest import guarded, json_response, model_name
+from services.gateway.params import model_name
+from services.gateway.rest import guarded, json_response
 from services.gateway.settings import GatewaySettings
 
 __all__ = ["feedback_routes"]

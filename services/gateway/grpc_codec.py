@@ -24,8 +24,8 @@ from tritonclient.grpc import service_pb2 as pb2
 
 from exporters.triton_config import fill_tensor
 from registry.errors import BadRequest
-from services.gateway.codec import DATATYPES, InferRequest, oip_datatype_of
-from services.gateway.dataplane import InferResult
+from services.gateway.calls import InferRequest, InferResult
+from services.gateway.codec import DATATYPES, oip_datatype_of
 from services.gateway.errors import InvalidTensor
 from services.gateway.served import PLATFORMS, Served
 

@@ -27,9 +27,10 @@ from tritonclient.grpc import service_pb2 as pb2
 from monitors.metrics import GatewayMetrics
 from services.gateway import grpc_codec as codec
 from services.gateway.auth import check_admin, check_api_key
+from services.gateway.calls import Call
 from services.gateway.dataplane import DataPlane
 from services.gateway.errors import GRPC_STATUS, error_body
-from services.gateway.rest import model_name, version_number
+from services.gateway.params import model_name, version_number
 from services.gateway.settings import GatewaySettings
 
 __all__ = ["CANCELLED_STATUS", "InferenceServicer", "grpc_code", "peer_host"]
@@ -91,16 +92,6 @@ def peer_host(peer: str) -> str | None:
     if kind not in ("ipv4", "ipv6"):
         return None
     return address.rpartition(":")[0].strip("[]") or None
-
-
-class _Labels:
-    """The version label of one inference's metrics, known only as the call proceeds."""
-
-    __slots__ = ("admitted", "version")
-
-    def __init__(self) -> None:
-        self.version = ""
-        self.admitted = False  # counted in flight by admission: leaves when answered
 
 
 class InferenceServicer:
@@ -236,43 +227,31 @@ class InferenceServicer:
 
     async def _answer(self, request: Any, context: Any) -> tuple[Any, int, str, dict[str, str]]:
         """(response or None, status, message, headers): one inference, counted and timed
-        as REST's are."""
-        started = time.perf_counter()
-        labels = _Labels()
+        as REST's are (`DataPlane.end`)."""
+        call = Call(request.model_name, time.perf_counter())
         try:
-            response = await self._infer(request, context, labels, started)
+            response = await self._infer(request, context, call)
         except asyncio.CancelledError:  # the client cancelled, or its deadline passed
-            self._observe(request.model_name, labels, CANCELLED_STATUS, started)
+            self.dataplane.end(call, "grpc", CANCELLED_STATUS)
             raise
         except Exception as exc:  # noqa: BLE001 - every error leaves as a status
             status, message, headers = error_body(exc)
-            self._observe(request.model_name, labels, status, started)
+            self.dataplane.end(call, "grpc", status)
             return None, status, message, headers
-        finally:
-            if labels.admitted:
-                self.dataplane.leave()
-        self._observe(request.model_name, labels, 200, started)
+        self.dataplane.end(call, "grpc", 200)
         return response, 200, "", {}
 
-    async def _infer(self, request: Any, context: Any, labels: _Labels, started: float) -> Any:
+    async def _infer(self, request: Any, context: Any, call: Call) -> Any:
         dataplane = self._user(context)
         name, version = _target(request.model_name, request.model_version)
-        routed = version if version is not None else dataplane.manager.routed_version(name)
-        labels.version = "" if routed is None else str(routed)
-        dataplane.manager.require(name, version)  # 404/503 before decoding the tensors
-        labels.admitted = dataplane.admit(name, labels.version)
+        dataplane.begin(call, version)  # 404/503 before decoding the tensors
         decoded = codec.decode_infer(request)
         remaining = context.time_remaining()  # None: the client set no deadline
         deadline = None if remaining is None else time.monotonic() + remaining
-        result = await dataplane.infer(name, version, decoded, deadline=deadline, arrived=started)
-        labels.version = str(result.version)
+        result = await dataplane.infer(
+            name, version, decoded, deadline=deadline, arrived=call.started, call=call
+        )
         return codec.encode_infer(result)
-
-    def _observe(self, name: str, labels: _Labels, status: int, started: float) -> None:
-        # Only models this gateway serves become label values: clients cannot invent series.
-        model = name if self.dataplane.manager.knows(name) else ""
-        version = labels.version if model else ""
-        self.metrics.observe_request(model, version, "grpc", status, time.perf_counter() - started)
 
     # ---------------------------------------------------------------- not built
 

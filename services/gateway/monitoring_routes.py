@@ -17,13 +17,8 @@ from starlette.routing import Route
 from registry.errors import BadRequest
 from services.gateway.auth import check_api_key
 from services.gateway.monitoring import GatewayMonitoring
-from services.gateway.rest import (
-    guarded,
-    json_response,
-    model_name,
-    positive_int,
-    version_number,
-)
+from services.gateway.params import model_name, positive_int, version_number
+from services.gateway.rest import guarded, json_response
 from services.gateway.settings import GatewaySettings
 
 __all__ = ["monitoring_routes"]

@@ -23,7 +23,8 @@ from registry.store import Registry
 from services.gateway.auth import check_admin, check_api_key
 from services.gateway.bodies import read_object, text_field
 from services.gateway.monitoring import GatewayMonitoring
-from services.gateway.rest import guarded, json_response, model_name, version_number
+from services.gateway.params import model_name, version_number
+from services.gateway.rest import guarded, json_response
 from services.gateway.settings import GatewaySettings
 
 __all__ = ["alias_event_json", "registry_routes", "version_summary"]

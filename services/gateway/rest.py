@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -22,12 +21,13 @@ from starlette.routing import Route
 
 from monitors.metrics import GatewayMetrics
 from registry.errors import BadRequest
-from registry.names import ID_RULE, check_model_name, positive_id_text
 from services.gateway.auth import check_admin, check_api_key
 from services.gateway.bodies import parse_json, read_body, read_object
+from services.gateway.calls import Call
 from services.gateway.codec import HEADER_LENGTH, decode_request, encode_response
 from services.gateway.dataplane import DataPlane
 from services.gateway.errors import InvalidTensor, Unavailable, error_body
+from services.gateway.params import DEADLINE_HEADER, model_name, unix_deadline, version_number
 from services.gateway.settings import GatewaySettings
 
 __all__ = [
@@ -37,13 +37,9 @@ __all__ = [
     "error_response",
     "guarded",
     "json_response",
-    "model_name",
-    "positive_int",
-    "version_number",
 ]
 
 T = TypeVar("T")
-DEADLINE_HEADER = "x-request-deadline"  # absolute Unix time in seconds, from an upstream caller
 
 
 class ClientGone(Exception):
@@ -76,9 +72,7 @@ INFER_PATHS = frozenset(
         "/v1/models/{name}:predict",
     }
 )
-VERSION_KEY = "mlgate.version"  # scope key: the version label of the request's metrics
-ARRIVED_KEY = "mlgate.arrived"  # scope key: time.perf_counter() when the request reached us
-ADMITTED_KEY = "mlgate.admitted"  # scope key: counted in flight by admission
+CALL_KEY = "mlgate.call"  # scope key: the inference's `Call` (calls.py)
 
 
 def guarded(endpoint: Endpoint) -> Endpoint:
@@ -92,31 +86,21 @@ def guarded(endpoint: Endpoint) -> Endpoint:
     return run
 
 
-def _observed(endpoint: Endpoint, protocol: str, metrics: GatewayMetrics) -> Endpoint:
-    """`guarded`, and the request counted and timed under bounded labels.
-
-    The model label is the path's name only if this gateway serves that model (a client
-    inventing names must not invent series); the version is the one that answered, or the
-    one routed to when the request failed.
-    """
+def _observed(endpoint: Endpoint, protocol: str) -> Endpoint:
+    """`guarded`, for an inference route: the request's `Call` is made at arrival (in the
+    scope, under CALL_KEY) and ended by the data plane once answered, whatever the answer
+    (`DataPlane.end`: admission, and the request counted and timed under bounded labels)."""
 
     @functools.wraps(endpoint)
     async def run(request: Request) -> Response:
-        started = request.scope[ARRIVED_KEY] = time.perf_counter()
-        dataplane: DataPlane = request.app.state.dataplane
+        call = request.scope[CALL_KEY] = Call(
+            request.path_params.get("name", ""), time.perf_counter()
+        )
         try:
             response = await endpoint(request)
         except Exception as exc:  # noqa: BLE001 - every error leaves as the envelope
             response = error_response(exc)
-        finally:
-            if request.scope.get(ADMITTED_KEY):
-                dataplane.leave()
-        name = request.path_params.get("name", "")
-        model = name if dataplane.manager.knows(name) else ""
-        version = request.scope.get(VERSION_KEY, "") if model else ""
-        metrics.observe_request(
-            model, version, protocol, response.status_code, time.perf_counter() - started
-        )
+        request.app.state.dataplane.end(call, protocol, response.status_code)
         return response
 
     return run
@@ -166,26 +150,20 @@ def build_routes(settings: GatewaySettings, metrics: GatewayMetrics) -> list[Rou
     async def model_stats(request: Request) -> Response:
         return json_response(user(request).model_stats(*target(request)))
 
-    def label_version(
-        request: Request, dataplane: DataPlane, name: str, version: int | None
-    ) -> None:
-        routed = version if version is not None else dataplane.manager.routed_version(name)
-        request.scope[VERSION_KEY] = "" if routed is None else str(routed)
-
     async def infer(request: Request) -> Response:
         dataplane = user(request)
         name, version = target(request)
-        label_version(request, dataplane, name, version)
-        dataplane.manager.require(name, version)  # 404/503 before reading the body
-        request.scope[ADMITTED_KEY] = dataplane.admit(name, request.scope[VERSION_KEY])
+        call: Call = request.scope[CALL_KEY]
+        dataplane.begin(call, version)  # 404/503 before reading the body
         body = await read_body(request, settings.max_body_bytes)
         decoded = decode_request(body, request.headers.get(HEADER_LENGTH))
-        deadline = _header_deadline(request.headers.get(DEADLINE_HEADER))
-        arrived = request.scope[ARRIVED_KEY]
+        deadline = unix_deadline(request.headers.get(DEADLINE_HEADER))
         result = await until_disconnect(
-            request, dataplane.infer(name, version, decoded, deadline=deadline, arrived=arrived)
+            request,
+            dataplane.infer(
+                name, version, decoded, deadline=deadline, arrived=call.started, call=call
+            ),
         )
-        request.scope[VERSION_KEY] = str(result.version)
         content, headers = encode_response(
             result.model, result.version, result.outputs, result.binary, result.request_id
         )
@@ -194,9 +172,8 @@ def build_routes(settings: GatewaySettings, metrics: GatewayMetrics) -> list[Rou
     async def predict_v1(request: Request) -> Response:
         dataplane = user(request)
         name, _ = target(request)
-        label_version(request, dataplane, name, None)
-        dataplane.manager.require(name, None)
-        request.scope[ADMITTED_KEY] = dataplane.admit(name, request.scope[VERSION_KEY])
+        call: Call = request.scope[CALL_KEY]
+        dataplane.begin(call, None)
         body = await read_body(request, settings.max_body_bytes)
         document = parse_json(body, error=InvalidTensor)
         answer = await until_disconnect(
@@ -204,12 +181,12 @@ def build_routes(settings: GatewaySettings, metrics: GatewayMetrics) -> list[Rou
             dataplane.predict_v1(
                 name,
                 document,
-                deadline=_header_deadline(request.headers.get(DEADLINE_HEADER)),
-                arrived=request.scope[ARRIVED_KEY],
+                deadline=unix_deadline(request.headers.get(DEADLINE_HEADER)),
+                arrived=call.started,
                 booleans=b"true" in body or b"false" in body,
+                call=call,
             ),
         )
-        request.scope[VERSION_KEY] = answer["model_version"]
         return json_response(answer)
 
     async def repository_index(request: Request) -> Response:
@@ -267,7 +244,7 @@ def build_routes(settings: GatewaySettings, metrics: GatewayMetrics) -> list[Rou
     return [
         *(Route(path, guarded(endpoint), methods=[method]) for path, endpoint, method in table),
         *(
-            Route(path, _observed(endpoint, protocol, metrics), methods=[method])
+            Route(path, _observed(endpoint, protocol), methods=[method])
             for path, endpoint, method, protocol in observed
         ),
     ]
@@ -320,42 +297,3 @@ async def _disconnected(request: Request) -> None:
         message = await request.receive()
         if message["type"] == "http.disconnect":
             return
-
-
-def model_name(name: str) -> str:
-    return check_model_name(name)
-
-
-def version_number(text: str | None) -> int | None:
-    if text is None:
-        return None
-    version = positive_id_text(text)
-    if version is None:
-        raise BadRequest(f"model version {text[:40]!r} is not {ID_RULE}")
-    return version
-
-
-def positive_int(text: str, what: str) -> int:
-    """A path or query parameter that must be a positive integer that the database can hold;
-    400 naming it otherwise."""
-    value = positive_id_text(text)
-    if value is None:
-        raise BadRequest(f"{what} must be {ID_RULE}, got {text[:40]!r}")
-    return value
-
-
-def _header_deadline(value: str | None) -> float | None:
-    """An absolute Unix-time deadline header, on the time.monotonic() clock; a value that is
-    not a finite number (`nan`, `inf`, `1e400`) is a 400."""
-    if value is None:
-        return None
-    try:
-        absolute = float(value)
-    except ValueError:
-        absolute = math.nan
-    if not math.isfinite(absolute):
-        raise BadRequest(
-            f"{DEADLINE_HEADER} must be a Unix time in seconds (a finite number), "
-            f"got {value[:40]!r}"
-        )
-    return time.monotonic() + (absolute - time.time())

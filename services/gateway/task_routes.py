@@ -19,7 +19,8 @@ from registry.names import ID_RULE, positive_id
 from services.gateway.auth import check_admin, check_api_key
 from services.gateway.bodies import read_object, text_field
 from services.gateway.monitoring import GatewayMonitoring
-from services.gateway.rest import guarded, json_response, model_name, positive_int
+from services.gateway.params import model_name, positive_int
+from services.gateway.rest import guarded, json_response
 from services.gateway.settings import GatewaySettings
 
 __all__ = ["task_routes"]
