@@ -17,8 +17,6 @@ copy here fails its check, is downloaded, verified and committed locally before 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import stat
@@ -26,11 +24,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from registry.errors import ArtifactCorrupted, ArtifactNotFound
+from registry.manifest import FileEntry, Manifest, sha256_file
 
 if TYPE_CHECKING:
     from registry.remote_artifacts import RemoteArtifacts
@@ -39,39 +37,6 @@ __all__ = ["ArtifactStore", "FileEntry", "Manifest", "fsync_dir", "sha256_file"]
 
 STAGING = ".staging"
 STALE_STAGING_S = 24 * 3600
-
-
-def sha256_file(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class FileEntry:
-    name: str
-    sha256: str
-    size: int
-
-
-@dataclass(frozen=True, slots=True)
-class Manifest:
-    files: tuple[FileEntry, ...]
-
-    @property
-    def digest(self) -> str:
-        canonical = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
-
-    def to_json(self) -> dict[str, Any]:
-        return {"files": [{"name": f.name, "sha256": f.sha256, "size": f.size} for f in self.files]}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Manifest:
-        return cls(tuple(FileEntry(f["name"], f["sha256"], int(f["size"])) for f in data["files"]))
-
-    @property
-    def total_size(self) -> int:
-        return sum(f.size for f in self.files)
 
 
 class ArtifactStore:

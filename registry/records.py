@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
-from registry.artifacts import Manifest
+from registry.manifest import Manifest
 from registry.quality.problem import Problem
 from registry.schema import AliasEventRow, ArtifactRow, VersionRow
 from registry.signature import Signature
 
-__all__ = ["AliasEvent", "ArtifactInfo", "ModelSummary", "ModelVersion", "lineage_document"]
+if TYPE_CHECKING:
+    from registry.lineage import Dataset
+    from registry.settings import RegistrySettings
+
+__all__ = [
+    "AliasEvent",
+    "ArtifactInfo",
+    "ModelSummary",
+    "ModelVersion",
+    "StagedArtifact",
+    "VersionWriter",
+    "lineage_document",
+]
 
 SERVABLE_KINDS = ("onnx", "torchscript")
 
@@ -181,3 +196,54 @@ def lineage_document(version: ModelVersion, ancestors: list[ModelVersion]) -> di
         ],
         "artifacts": [a.to_json() for a in version.artifacts],
     }
+
+
+class StagedArtifact:
+    """An artifact already in the store, waiting to be attached to a version."""
+
+    def __init__(
+        self,
+        kind: str,
+        manifest: Manifest,
+        *,
+        status: str = "stored",
+        details: Mapping[str, Any] | None = None,
+        parity: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.kind = kind
+        self.manifest = manifest
+        self.status = status
+        self.details = dict(details or {})
+        self.parity = dict(parity) if parity is not None else None
+
+
+class VersionWriter(Protocol):
+    """What registering a model needs of a registry (`registry.store.Registry` is one):
+    a place to stage artifact files, commit them, and one all-or-nothing version insert.
+    `registry.registration` is written against this, not against the store."""
+
+    @property
+    def settings(self) -> RegistrySettings: ...
+
+    def get(self, ref: str) -> ModelVersion: ...
+
+    def stage(self) -> AbstractContextManager[Path]: ...
+
+    def commit_artifact(self, folder: Path, kind: str, **fields: Any) -> StagedArtifact: ...
+
+    def create_version(
+        self,
+        name: str,
+        *,
+        source_format: str,
+        signature: Signature,
+        lineage: Mapping[str, Any],
+        artifacts: Sequence[StagedArtifact],
+        datasets: Sequence[Dataset] = (),
+        parent: str | None = None,
+        task_id: str | None = None,
+        description: str = "",
+        created_by: str | None = None,
+        status: str = "registered",
+        progress: Callable[[str], None] | None = None,
+    ) -> ModelVersion: ...

@@ -13,7 +13,7 @@ import json
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,12 +29,9 @@ from registry.quality.profile import (
     build_profile,
     split_labelled_reference,
 )
-from registry.records import ModelVersion
+from registry.records import ModelVersion, StagedArtifact, VersionWriter
 from registry.reference import ReferenceInput, build_reference, reference_arrays
 from registry.signature import Predict, Signature, example_arrays, signature_from_torch
-
-if TYPE_CHECKING:
-    from registry.store import Registry, StagedArtifact
 
 __all__ = ["register_files", "register_module"]
 
@@ -42,7 +39,7 @@ Progress = Callable[[str], None]
 
 
 def register_module(
-    registry: Registry,
+    registry: VersionWriter,
     model: torch.nn.Module,
     name: str,
     example_inputs: Any,
@@ -132,7 +129,7 @@ def register_module(
 
 
 def register_files(
-    registry: Registry,
+    registry: VersionWriter,
     name: str,
     files: Mapping[str, Path],
     *,
@@ -247,7 +244,7 @@ def _step(progress: Progress | None, stage: str) -> None:
 
 
 def _stage(
-    registry: Registry, progress: Progress | None, kind: str, write: Callable[[Path], None]
+    registry: VersionWriter, progress: Progress | None, kind: str, write: Callable[[Path], None]
 ) -> StagedArtifact:
     _step(progress, kind)
     with registry.stage() as folder:
@@ -256,7 +253,7 @@ def _stage(
 
 
 def _stage_quality(
-    registry: Registry,
+    registry: VersionWriter,
     progress: Progress | None,
     spec: QualitySpec,
     signature: Signature,
@@ -283,7 +280,7 @@ def _stage_quality(
 
 
 def _stage_reference(
-    registry: Registry,
+    registry: VersionWriter,
     progress: Progress | None,
     reference: ReferenceInput | None,
     signature: Signature,

@@ -25,8 +25,8 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from registry.artifacts import Manifest
 from registry.errors import ArtifactNotFound
+from registry.manifest import Manifest
 
 if TYPE_CHECKING:  # fsspec is imported when a shared store is configured, not by every command
     import fsspec

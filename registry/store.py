@@ -20,13 +20,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from registry.aliases import alias_events, move_alias
-from registry.artifacts import ArtifactStore, Manifest
+from registry.artifacts import ArtifactStore
 from registry.db import Database
 from registry.errors import ArtifactNotFound, BadRequest, Conflict, NotServable
 from registry.lineage import Dataset
 from registry.names import ModelRef, check_model_name, parse_ref
 from registry.queries import as_ref, find_model, resolve, to_record, version_query
-from registry.records import AliasEvent, ArtifactInfo, ModelSummary, ModelVersion, lineage_document
+from registry.records import (
+    AliasEvent,
+    ArtifactInfo,
+    ModelSummary,
+    ModelVersion,
+    StagedArtifact,
+    lineage_document,
+)
 from registry.remote_artifacts import RemoteArtifacts
 from registry.schema import AliasRow, ArtifactRow, DatasetRow, ModelRow, VersionRow, utcnow
 from registry.serving import (
@@ -41,25 +48,6 @@ from registry.signature import Signature
 __all__ = ["Registry", "StagedArtifact"]
 
 Progress = Callable[[str], None]
-
-
-class StagedArtifact:
-    """An artifact already in the store, waiting to be attached to a version."""
-
-    def __init__(
-        self,
-        kind: str,
-        manifest: Manifest,
-        *,
-        status: str = "stored",
-        details: Mapping[str, Any] | None = None,
-        parity: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.kind = kind
-        self.manifest = manifest
-        self.status = status
-        self.details = dict(details or {})
-        self.parity = dict(parity) if parity is not None else None
 
 
 class Registry:
