@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,8 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+
+from services.traffic import free_port, gateway_ready
 
 MODEL = "credit-risk"
 # Run in the checkout: the demo's first half, with the checkout's own code.
@@ -100,7 +101,7 @@ def measure(checkout: Path, home: Path, body: bytes, env: dict[str, str]) -> dic
 
 def serve(checkout: Path, home: Path, body: bytes, env: dict[str, str]) -> dict[str, float]:
     """Seconds from starting `mlgate serve` to ready, and to one inference answered."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "services.cli", "serve", "--port", str(port)]
     started = time.perf_counter()
@@ -113,7 +114,7 @@ def serve(checkout: Path, home: Path, body: bytes, env: dict[str, str]) -> dict[
         start_new_session=True,  # its process group is stopped as one below
     )
     try:
-        while not _ready(url):
+        while not gateway_ready(url):
             if process.poll() is not None:
                 raise RuntimeError(f"mlgate serve exited: {process.communicate()[1][-2000:]!r}")
             if time.perf_counter() - started > 120:
@@ -177,20 +178,6 @@ def _timed(run: Callable[[], object]) -> float:
     started = time.perf_counter()
     run()
     return time.perf_counter() - started
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=1) as response:  # noqa: S310
-            return bool(response.status == 200)
-    except OSError:
-        return False
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 if __name__ == "__main__":

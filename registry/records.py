@@ -155,6 +155,17 @@ class AliasEvent:
     actor: str
     reason: str
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "alias": self.alias,
+            "from_version": self.from_version,
+            "to_version": self.to_version,
+            "at": self.at.isoformat(),
+            "actor": self.actor,
+            "reason": self.reason,
+        }
+
     @classmethod
     def from_row(cls, row: AliasEventRow, model: str) -> AliasEvent:
         return cls(

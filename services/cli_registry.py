@@ -274,17 +274,7 @@ def promote(
         emit_json({"serving": overrides, "message": message}) if as_json else out.print(message)
         return
     if as_json:
-        emit_json(
-            {
-                "model": event.model,
-                "alias": event.alias,
-                "from_version": event.from_version,
-                "to_version": event.to_version,
-                "at": event.at.isoformat(),
-                "actor": event.actor,
-                "reason": event.reason,
-            }
-        )
+        emit_json(event.to_json())
         return
     was = f"from {event.from_version} " if event.from_version is not None else ""
     out.print(f"{name}@{alias}: {was}→ {event.to_version} ({event.reason})")

@@ -26,7 +26,7 @@ import aiohttp
 import numpy as np
 import orjson
 
-__all__ = ["GatewayProcess", "TrafficReport", "free_port", "send"]
+__all__ = ["GatewayProcess", "TrafficReport", "free_port", "gateway_ready", "send"]
 
 
 def free_port() -> int:
@@ -77,7 +77,7 @@ class GatewayProcess:
                 raise RuntimeError(
                     f"mlgate serve exited with {self._process.returncode}: {stderr[-2000:]}"
                 )
-            if _ready(self.url):
+            if gateway_ready(self.url):
                 return self
             time.sleep(0.1)
         self.__exit__()
@@ -203,7 +203,8 @@ def _get_json(url: str) -> Any:
         return orjson.loads(response.read())
 
 
-def _ready(url: str) -> bool:
+def gateway_ready(url: str) -> bool:
+    """Whether the gateway at `url` answers /v2/health/ready with 200 (within a second)."""
     try:
         with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=1) as response:  # noqa: S310
             return bool(response.status == 200)

@@ -318,14 +318,7 @@ def _instances(body: Any, signature: Any, booleans: bool = True) -> dict[str, np
                 raise InvalidTensor(
                     f"instances lack features {missing}; expected {features}", "missing_input"
                 )
-            known = set(features)
-            unknown = sorted({f for i in instances for f in i if f not in known})
-            if unknown:
-                raise InvalidTensor(
-                    f"instances name features the model does not take: {unknown[:20]}; "
-                    f"expected {features}",
-                    "unknown_input",
-                )
+            _refuse_unknown(instances, features, "features")
             rows = [[i[f] for f in features] for i in instances]
         else:
             rows = instances
@@ -336,15 +329,19 @@ def _instances(body: Any, signature: Any, booleans: bool = True) -> dict[str, np
             f"{[s.name for s in specs]}",
             "shape",
         )
-    names = {s.name for s in specs}
-    unknown = sorted({k for i in instances for k in i if k not in names})
+    _refuse_unknown(instances, [s.name for s in specs], "inputs")
+    return {s.name: _typed(s, [i.get(s.name) for i in instances], booleans) for s in specs}
+
+
+def _refuse_unknown(instances: list[dict[str, Any]], expected: list[str], what: str) -> None:
+    """400 naming the keys of v1 objects that the model does not take (never dropped)."""
+    known = set(expected)
+    unknown = sorted({key for instance in instances for key in instance if key not in known})
     if unknown:
         raise InvalidTensor(
-            f"instances name inputs the model does not take: {unknown[:20]}; "
-            f"expected {sorted(names)}",
+            f"instances name {what} the model does not take: {unknown[:20]}; expected {expected}",
             "unknown_input",
         )
-    return {s.name: _typed(s, [i.get(s.name) for i in instances], booleans) for s in specs}
 
 
 def _typed(spec: Any, rows: list[Any], booleans: bool = True) -> np.ndarray:

@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from registry.errors import BadRequest
 from registry.names import ID_RULE, check_alias, positive_id
-from registry.records import AliasEvent, ModelVersion
+from registry.records import ModelVersion
 from registry.store import Registry
 from services.gateway.auth import check_admin, check_api_key
 from services.gateway.bodies import read_object, text_field
@@ -27,7 +27,7 @@ from services.gateway.params import model_name, version_number
 from services.gateway.rest import guarded, json_response
 from services.gateway.settings import GatewaySettings
 
-__all__ = ["alias_event_json", "registry_routes", "version_summary"]
+__all__ = ["registry_routes", "version_summary"]
 
 
 def registry_routes(settings: GatewaySettings) -> list[Route]:
@@ -90,7 +90,7 @@ def registry_routes(settings: GatewaySettings) -> list[Route]:
             {
                 "name": name,
                 "aliases": pointed if alias is None else {alias: pointed.get(alias)},
-                "history": [alias_event_json(e) for e in history],
+                "history": [e.to_json() for e in history],
             }
         )
 
@@ -107,7 +107,7 @@ def registry_routes(settings: GatewaySettings) -> list[Route]:
         event = await asyncio.to_thread(
             registry.set_alias, name, alias, number, reason=reason, actor=actor or "admin"
         )
-        return json_response(alias_event_json(event))
+        return json_response(event.to_json())
 
     return [
         Route("/registry/models", guarded(models), methods=["GET"]),
@@ -130,16 +130,4 @@ def version_summary(version: ModelVersion) -> dict[str, Any]:
         "formats": version.servable_formats,
         "parent": version.parent,
         "task_id": version.task_id,
-    }
-
-
-def alias_event_json(event: AliasEvent) -> dict[str, Any]:
-    return {
-        "model": event.model,
-        "alias": event.alias,
-        "from_version": event.from_version,
-        "to_version": event.to_version,
-        "at": event.at.isoformat(),
-        "actor": event.actor,
-        "reason": event.reason,
     }
