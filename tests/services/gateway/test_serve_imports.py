@@ -2,12 +2,11 @@
 
 `mlgate serve` answers sooner without importing torch (TorchScript's runtime, the
 exporters, the retrainer), scikit-learn and SciPy (the monitor process's quality
-statistics), Evidently or tritonclient (a Triton deployment's runtime), or Alembic (its
-database is at head already), and it starts without pandas. Checked in a fresh interpreter
-(this one has imported them all) that starts the app on the fixture's home, whose
-`mlp@production` has an ONNX artifact, and answers one inference. (After that request the
-inference log's writer thread may import pandas: pyarrow does when it converts a numpy
-array.)
+statistics), Evidently or tritonclient (a Triton deployment's runtime), and it starts
+without pandas. Checked in a fresh interpreter (this one has imported them all) that starts
+the app on the fixture's home, whose `mlp@production` has an ONNX artifact, and answers one
+inference. (After that request the inference log's writer thread may import pandas:
+pyarrow does when it converts a numpy array.)
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[3]
 
 NOT_FOR_ONNX = (
-    "alembic",  # the home's database is at head: opening it only reads the version tables
     "evidently",
     "matplotlib",
     "onnx",
