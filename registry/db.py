@@ -5,6 +5,9 @@ SQLite runs in WAL mode with a busy timeout, and every write transaction starts 
 "database is locked" when another process wrote in between (the busy timeout does not
 apply to that lock upgrade); taking the write lock up front makes writers queue instead.
 On PostgreSQL, writers that allocate version numbers lock the model's row instead.
+
+The first read or write of a process migrates the registry's tables (`ensure_schema`, with
+Alembic: registry/migrate.py); at head that is one read of the version table.
 """
 
 from __future__ import annotations
