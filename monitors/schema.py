@@ -1,4 +1,4 @@
-"""Monitoring's tables, in the registry's database, created on first use.
+"""Monitoring's tables, in the registry's database, migrated on first use.
 
     drift_checks     one row per drift check (check_store.py)
     retraining_tasks one row per task, with its idempotency key and evidence (tasks.py)
@@ -10,8 +10,9 @@
     monitor_policies per-model or per-version overrides of the decision thresholds
                      (quality/policy_store.py)
 
-They use their own SQLAlchemy metadata: adding them changes nothing in the registry's
-tables or its schema version.
+They use their own SQLAlchemy metadata and their own Alembic environment
+(monitors/migrations/, version table `alembic_version_monitors`): changing them changes
+nothing in the registry's tables or revisions. A change here needs a revision there.
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from monitors.migrations import MONITOR_MIGRATIONS
 from registry.db import Database
 from registry.schema import UTCDateTime
 
@@ -46,9 +47,6 @@ __all__ = [
     "TaskRow",
     "ensure_tables",
 ]
-
-# Any fixed 64-bit number: serialises creating monitoring's tables on PostgreSQL.
-_PG_MONITOR_SCHEMA_LOCK = 0x6D6C6D6F6E69
 
 
 class MonitorBase(DeclarativeBase):
@@ -165,14 +163,8 @@ _ready: set[str] = set()
 
 
 def ensure_tables(db: Database) -> None:
-    """Create monitoring's tables once per process and database (safe when many start)."""
+    """Migrate monitoring's tables once per process and database (safe when many start)."""
     if db.url in _ready:
         return
-    with db.write() as session:
-        connection = session.connection()
-        if connection.dialect.name == "postgresql":
-            connection.execute(
-                text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MONITOR_SCHEMA_LOCK}
-            )
-        MonitorBase.metadata.create_all(connection)
+    db.migrate(MONITOR_MIGRATIONS)
     _ready.add(db.url)

@@ -5,6 +5,9 @@ SQLite runs in WAL mode with a busy timeout, and every write transaction starts 
 "database is locked" when another process wrote in between (the busy timeout does not
 apply to that lock upgrade); taking the write lock up front makes writers queue instead.
 On PostgreSQL, writers that allocate version numbers lock the model's row instead.
+
+The first read or write of a process migrates the registry's tables (`ensure_schema`, with
+Alembic: registry/migrate.py); at head that is one read of the version table.
 """
 
 from __future__ import annotations
@@ -14,18 +17,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from registry.errors import MlgateError
-from registry.schema import ADDITIVE_UPGRADES, SCHEMA_VERSION, Base, MetaRow
+from registry.migrate import Migrations, at_head, upgrade
+from registry.migrations import REGISTRY_MIGRATIONS
 
 __all__ = ["Database"]
 
 _WRITE = "mlgate_write"
-# Any fixed 64-bit number: the advisory lock that serialises schema creation on PostgreSQL.
-_PG_SCHEMA_LOCK = 0x6D6C67617465
 
 
 class Database:
@@ -62,26 +63,33 @@ class Database:
         finally:
             connection.close()
 
+    @contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """A write transaction on a plain connection (for DDL): committed at the end."""
+        connection = self.engine.connect().execution_options(**{_WRITE: True})
+        try:
+            with connection.begin():
+                yield connection
+        finally:
+            connection.close()
+
     def ensure_schema(self) -> None:
-        """Create the tables once per process; safe when many processes start together."""
+        """Migrate the registry's tables once per process (registry/migrate.py)."""
         if self._schema_ready:
             return
-        with self._write_unchecked() as session:
-            connection = session.connection()
-            if not self.is_sqlite and connection.dialect.name == "postgresql":
-                connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_SCHEMA_LOCK})
-            Base.metadata.create_all(connection)
-            meta = session.get(MetaRow, "schema_version")
-            if meta is None:
-                session.add(MetaRow(key="schema_version", value=str(SCHEMA_VERSION)))
-            elif meta.value in ADDITIVE_UPGRADES:
-                meta.value = str(SCHEMA_VERSION)  # create_all above added the new tables
-            elif meta.value != str(SCHEMA_VERSION):
-                raise MlgateError(
-                    f"registry database {self.safe_url()} has schema version {meta.value}; "
-                    f"this mlgate expects {SCHEMA_VERSION}"
-                )
+        self.migrate(REGISTRY_MIGRATIONS)
         self._schema_ready = True
+
+    def migrate(self, plan: Migrations) -> list[str]:
+        """Bring `plan`'s tables to its newest revision; returns the revisions applied.
+
+        Safe when many processes start together; one read when the tables are at head.
+        """
+        with self.engine.connect() as connection, connection.begin():
+            if at_head(connection, plan):
+                return []
+        with self.write_connection() as connection:
+            return upgrade(connection, plan, self.safe_url())
 
     def safe_url(self) -> str:
         """The URL with any password hidden, for messages."""

@@ -15,9 +15,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 # Libraries that commands import when they run, never before: the ML stack, the data stack,
-# the registry's database layer and the gateway's web stack.
+# the registry's database layer (and its migrations) and the gateway's web stack.
 HEAVY = (
     "aiohttp",
+    "alembic",
     "evidently",
     "fastapi",
     "grpc",

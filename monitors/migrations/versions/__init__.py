@@ -1,0 +1,1 @@
+"""Alembic revision files, loaded by Alembic by path (this file makes setuptools ship them)."""
