@@ -198,6 +198,52 @@ def test_an_unreachable_url_is_given_up_after_the_attempts(
     assert "refused" in gave_up[0].message.lower()
 
 
+def logged_delays(caplog: pytest.LogCaptureFixture) -> list[float]:
+    """The delay each retry's warning names ("... retry 2 in 0.031s")."""
+    return [
+        float(r.getMessage().rsplit(" in ", 1)[1].removesuffix("s"))
+        for r in caplog.records
+        if r.levelno == logging.WARNING and "; retry " in r.getMessage()
+    ]
+
+
+def test_the_backoff_doubles_with_jitter_up_to_its_cap(
+    sqlite_registry: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as sock:  # a loopback port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    notifier = TaskNotifier(
+        f"http://127.0.0.1:{port}/", attempts=6, backoff_s=0.004, max_backoff_s=0.02
+    )
+    with caplog.at_level(logging.WARNING, logger="mlgate.monitors"):
+        for model in ("m1", "m2", "m3"):
+            notifier.notify(a_task(sqlite_registry, model), "task.opened")
+        assert notifier.close(30)
+    assert notifier.stats() == NotifierStats(sent=0, retried=15, failed=3, dropped=0)
+    delays = logged_delays(caplog)
+    assert len(delays) == 15
+    # Retry n waits min(max, backoff·2^(n-1)): half of it fixed, the other half at random.
+    ceilings = [min(0.02, 0.004 * 2**n) for n in range(5)] * 3
+    for delay, ceiling in zip(delays, ceilings, strict=True):
+        assert ceiling / 2 - 0.0005 <= delay <= ceiling + 0.0005  # the log rounds to 1 ms
+    capped = [d for d, c in zip(delays, ceilings, strict=True) if c == 0.02]
+    assert len(set(capped)) > 1  # six draws from [10, 20] ms: jittered, not one schedule
+
+
+def test_retry_after_is_waited_as_asked_below_the_cap(
+    sqlite_registry: Registry, serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver = serve(Reply(503, {"Retry-After": "1"}), Reply(429, {"Retry-After": "3600"}))
+    notifier = TaskNotifier(receiver.url, backoff_s=0.001, max_backoff_s=1.5, timeout_s=2)
+    with caplog.at_level(logging.WARNING, logger="mlgate.monitors"):
+        notifier.notify(a_task(sqlite_registry), "task.opened")
+        assert notifier.close(30)
+    assert [r.status for r in receiver.requests] == [503, 429, 200]
+    # The receiver's word, not the millisecond backoff; an hour is capped at max_backoff_s.
+    assert logged_delays(caplog) == [1.0, 1.5]
+
+
 @pytest.mark.parametrize(
     ("first", "problem"),
     [(Reply(503, delay_s=1.0), "timed out"), (Reply(drop=True), "RemoteDisconnected")],
