@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 from torch import nn
 
 from examples.credit_risk.data import FEATURES, LABEL
@@ -92,14 +92,10 @@ def train(
     with torch.inference_mode():
         predicted = model(x_valid).squeeze(1).numpy().astype(np.float64)
     labels = valid[LABEL].to_numpy()
-    clipped = np.clip(predicted, 1e-7, 1 - 1e-7)
     metrics = {
         "auc": Metric(auc(labels, predicted), dataset="valid"),
-        "log_loss": Metric(
-            float(-np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped))),
-            dataset="valid",
-        ),
-        "accuracy": Metric(float(np.mean((predicted >= 0.5) == labels)), dataset="valid"),
+        "log_loss": Metric(float(log_loss(labels, predicted, labels=[0, 1])), dataset="valid"),
+        "accuracy": Metric(float(accuracy_score(labels, predicted >= 0.5)), dataset="valid"),
         "default_rate": Metric(float(labels.mean()), dataset="valid"),
     }
     return TrainingResult(

@@ -8,12 +8,13 @@ requirements file's digest says whether it is current.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import subprocess
 import sys
 import sysconfig
 from pathlib import Path
+
+from filelock import FileLock
 
 __all__ = ["PEERS_HOME", "libdir", "python_for"]
 
@@ -29,8 +30,7 @@ def python_for(name: str) -> Path:
     python, stamp = home / "bin" / "python", home / ".installed"
     PEERS_HOME.mkdir(exist_ok=True)
     # Test workers run in parallel: the first builds, the others wait for it on the lock.
-    with (PEERS_HOME / f"{name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with FileLock(PEERS_HOME / f"{name}.lock"):
         if stamp.exists() and stamp.read_text() == digest and python.exists():
             return python
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(home)], check=True)
