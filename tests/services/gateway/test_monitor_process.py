@@ -11,6 +11,7 @@ import threading
 import time
 
 import numpy as np
+import psutil
 import pytest
 
 from registry import Registry
@@ -22,14 +23,10 @@ pytestmark = pytest.mark.anyio
 
 
 def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    return psutil.pid_exists(pid)
 
 
-def wait_until(predicate: object, what: str, timeout_s: float = 30.0) -> None:
+def wait_until(predicate: object, what: str, timeout_s: float = 120.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():  # type: ignore[operator]
         assert time.monotonic() < deadline, what
