@@ -14,8 +14,6 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from filelock import FileLock
-
 __all__ = ["PEERS_HOME", "libdir", "python_for"]
 
 HERE = Path(__file__).parent
@@ -30,6 +28,8 @@ def python_for(name: str) -> Path:
     python, stamp = home / "bin" / "python", home / ".installed"
     PEERS_HOME.mkdir(exist_ok=True)
     # Test workers run in parallel: the first builds, the others wait for it on the lock.
+    from filelock import FileLock  # here: only the benchmarks and their tests build peers
+
     with FileLock(PEERS_HOME / f"{name}.lock"):
         if stamp.exists() and stamp.read_text() == digest and python.exists():
             return python
