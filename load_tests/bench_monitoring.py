@@ -28,7 +28,7 @@ background work cannot steal the measured one's CPU. Every gateway thread is pin
 core 0 and wrk to core 1 (taskset), so monitoring's threads compete with serving for the
 one core serving has, as they would on a busy replica, and the two processes never trade
 cores between runs. Reported: median throughput and p99,
-and the gateway's CPU time per request (from /proc), which shared-machine noise moves far
+and the gateway's CPU time per request (psutil), which shared-machine noise moves far
 less than throughput. Results go to load_tests/results/<date>-monitoring.{md,json}. A
 benchmark, not a test: it asserts nothing.
 """

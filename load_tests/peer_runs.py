@@ -120,7 +120,7 @@ def wait_answering(peer: Peer, timeout: float, after: str) -> dict[str, Any]:
                 f"({failures} probes failed, the first with {first}, the last with {last}; "
                 f"its processes used {used:.1f} s of CPU in "
                 f"{elapsed:.0f} s: {'busy' if used > 0.2 * elapsed else 'idle'})",
-                f"process states (R running, S sleeping, T stopped, D disk wait): {states}; "
+                f"process states: {states}; "
                 f"SIGCONT re-sent {nudges} times; log {peer.server.log}, last lines:\n"
                 f"{peer.server.log_tail()}",
             )

@@ -3,8 +3,8 @@ stopped.
 
 Peers start helpers of their own (BentoML's circus workers in new sessions, PyTriton's
 tritonserver and Python-backend stubs, `mlgate serve --workers N`'s worker processes), so a
-server is the whole tree under the process this module starts, found through /proc, not just
-its process group.
+server is the whole tree under the process this module starts, found by parent (psutil),
+not just its process group.
 
 Pausing stops the tree from the root down, so a supervisor cannot ask a stopped worker
 anything; resuming continues it from the leaves up, a level at a time with a short settle
@@ -25,34 +25,22 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import psutil
+
 __all__ = ["ServerProcess", "descendants", "levels", "tree_cpu_seconds"]
 
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _stat(pid: int) -> list[str] | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-
-
-def _started(pid: int) -> str | None:
-    """The process's start time (clock ticks since boot): with the PID, its identity."""
-    fields = _stat(pid)
-    return None if fields is None else fields[19]
+STOPPED = (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
 
 
 def levels(root: int) -> list[list[int]]:
     """The live tree under `root` by depth: [[root], [its children], [theirs], …]."""
     children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (fields := _stat(int(entry.name))) is not None:
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    for process in psutil.process_iter(["ppid"]):
+        children.setdefault(process.info["ppid"], []).append(process.pid)
     found, level = [], [root]
     while level:
         found.append(level)
-        level = [child for pid in level for child in children.get(pid, [])]
+        level = [child for pid in level for child in sorted(children.get(pid, []))]
     return found
 
 
@@ -61,13 +49,24 @@ def descendants(root: int) -> list[int]:
     return [pid for level in levels(root) for pid in level]
 
 
+def _processes(root: int) -> list[psutil.Process]:
+    """The tree's processes that are still there, each bound to its start time (so a
+    signal never reaches a later process that reused a PID)."""
+    found = []
+    for pid in descendants(root):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            found.append(psutil.Process(pid))
+    return found
+
+
 def tree_cpu_seconds(root: int) -> float:
     """User + system CPU of the live processes of the tree (threads included)."""
-    total = 0
-    for pid in descendants(root):
-        if (fields := _stat(pid)) is not None:
-            total += int(fields[11]) + int(fields[12])
-    return total / _TICK
+    total = 0.0
+    for process in _processes(root):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
 
 
 def _ready(url: str) -> bool:
@@ -129,10 +128,10 @@ class ServerProcess:
         raise RuntimeError(f"{self.argv} was not ready within {timeout} s; see {self.log}")
 
     def signal(self, signum: signal.Signals, *, leaves_first: bool = False) -> None:
-        tree = descendants(self.pid)
-        for pid in reversed(tree) if leaves_first else tree:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signum)
+        tree = _processes(self.pid)
+        for process in reversed(tree) if leaves_first else tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.send_signal(signum)
 
     def pause(self) -> None:
         """Root first, then down the tree: a stopped parent sends its helpers nothing."""
@@ -146,30 +145,30 @@ class ServerProcess:
             if depth and settle:
                 time.sleep(settle)
             for pid in level:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGCONT)
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    psutil.Process(pid).resume()
 
     def states(self) -> dict[int, str]:
-        """Each live process of the tree and its state (R running, S sleeping, T stopped,
-        Z zombie, D in uninterruptible wait)."""
-        found = {}
-        for pid in descendants(self.pid):
-            if (fields := _stat(pid)) is not None:
-                found[pid] = fields[0]
+        """Each live process of the tree and its state (psutil's: running, sleeping,
+        stopped, zombie, disk-sleep, …)."""
+        found: dict[int, str] = {}
+        for process in _processes(self.pid):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                found[process.pid] = process.status()
         return found
 
     def stopped(self) -> list[int]:
         """Processes of the tree that are still stopped (by a signal or a tracer)."""
-        return [pid for pid, state in self.states().items() if state in ("T", "t")]
+        return [pid for pid, state in self.states().items() if state in STOPPED]
 
-    def identities(self) -> set[tuple[int, str]]:
+    def identities(self) -> set[tuple[int, float]]:
         """(PID, start time) of each live process: a set that changes when one exits or
         starts (the CPU of a process that exited is no longer counted by `cpu_seconds`)."""
-        return {
-            (pid, started)
-            for pid in descendants(self.pid)
-            if (started := _started(pid)) is not None
-        }
+        found = set()
+        for process in _processes(self.pid):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                found.add((process.pid, process.create_time()))
+        return found
 
     def exit_code(self) -> int | None:
         """The root's exit status once it has exited; None while it runs (or never started)."""
@@ -190,13 +189,12 @@ class ServerProcess:
     def stop(self) -> None:
         if self._process is None or self._process.poll() is not None:
             return
-        tree = [(pid, _started(pid)) for pid in descendants(self.pid)]
+        tree = _processes(self.pid)
         self.resume()
         self.signal(signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self._process.wait(timeout=20)
-        for pid, started in tree:  # helpers in their own sessions outlive their parent
-            if started is not None and _started(pid) == started:  # not a reused PID
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+        for process in tree:  # helpers in their own sessions outlive their parent
+            with contextlib.suppress(psutil.NoSuchProcess):  # psutil refuses a reused PID
+                process.kill()
         self._process.wait()

@@ -10,11 +10,12 @@ waits on someone else's HTTP server. One daemon thread POSTs, in order:
 
     {"event": "task.opened" | "task.updated", "task": {...Task.to_json()}}
 
-**Retries.** Connection errors, timeouts, 5xx and 429 are retried up to `attempts` sends
-in all, with exponential backoff and jitter (so many gateways do not retry in step), or
-after the `Retry-After` a 429/503 asks for (capped at `max_backoff_s`). Other answers
-(4xx, and redirects, which are not followed: a POST must not silently become a GET) will
-not change on a retry and fail at once. A failure is logged on "mlgate.monitors" and
+**Retries** (tenacity's `Retrying`). Connection errors, timeouts, 5xx and 429 are retried
+up to `attempts` sends in all, with exponential backoff and "equal" jitter (half of the
+doubled backoff fixed, half random, so many gateways do not retry in step), or after the
+`Retry-After` a 429/503 asks for (capped at `max_backoff_s`). Other answers (4xx, and
+redirects, which are not followed: a POST must not silently become a GET) will not change
+on a retry and fail at once. A failure is logged on "mlgate.monitors" and
 counted; it never reaches the code that opened the task. The receiver may see a
 notification more than once (a timeout after it accepted one): the Idempotency-Key lets
 it drop repeats, and differs for each update of a task.
@@ -31,7 +32,6 @@ import http.client
 import json
 import logging
 import queue
-import random
 import threading
 import time
 import urllib.error
@@ -39,8 +39,12 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from monitors.tasks import Task
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState, Retrying
 
 __all__ = ["EVENTS", "NotifierStats", "TaskNotifier", "retry_after_s"]
 
@@ -154,43 +158,73 @@ class TaskNotifier:
     # ---------------------------------------------------------------- the sending thread
 
     def _run(self) -> None:
+        retrying = self._retrying()  # here, not at import: a gateway without a webhook never pays
         while (item := self._queue.get()) is not _STOP:
             assert isinstance(item, _Delivery)
             try:
-                self._deliver(item)
+                self._deliver(item, retrying)
             except Exception:  # a bug here must not stop every later notification
                 self._count(failed=1)
                 log.exception("task webhook: sending %s failed", item.what)
 
-    def _deliver(self, delivery: _Delivery) -> None:
-        for attempt in range(1, self.attempts + 1):
-            problem, wait_s = self._send(delivery)
-            if problem is None:
-                self._count(sent=1)
-                return
-            if wait_s is None:  # not retryable
-                self._count(failed=1)
-                log.error("task webhook: %s refused, not retried: %s", delivery.what, problem)
-                return
-            if attempt == self.attempts:
-                break
-            delay = min(wait_s, self.max_backoff_s) if wait_s >= 0 else self._backoff(attempt)
-            log.warning(
-                "task webhook: %s failed (%s); retry %d in %.2fs",
-                delivery.what,
-                problem,
-                attempt,
-                delay,
-            )
-            self._count(retried=1)
-            time.sleep(delay)
-        self._count(failed=1)
-        log.error(
-            "task webhook: gave up on %s after %d attempts: %s",
-            delivery.what,
-            self.attempts,
-            problem,
+    def _retrying(self) -> Retrying:
+        """The retry policy: a retryable answer is sent again until `attempts` sends in all,
+        after the receiver's Retry-After (capped at `max_backoff_s`) or else the backoff,
+        with "equal" jitter: min(max, backoff·2^(n-1)) / 2, plus up to as much again at
+        random. A send that raises (a bug) is not retried: the exception reaches `_run`."""
+        from tenacity import (
+            Retrying,
+            retry_if_result,
+            stop_after_attempt,
+            wait_exponential,
+            wait_random_exponential,
         )
+
+        half, cap = self.backoff_s / 2, self.max_backoff_s / 2
+        backoff = wait_exponential(multiplier=half, max=cap) + wait_random_exponential(
+            multiplier=half, max=cap
+        )
+
+        def wait(state: RetryCallState) -> float:
+            _, wait_s = _answer(state)
+            if wait_s is not None and wait_s >= 0:  # the receiver said when
+                return min(wait_s, self.max_backoff_s)
+            return float(backoff(state))
+
+        return Retrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=wait,
+            retry=retry_if_result(_retryable),
+            before_sleep=self._before_retry,
+            retry_error_callback=_answer,  # attempts spent: the last answer, not RetryError
+        )
+
+    def _before_retry(self, state: RetryCallState) -> None:
+        problem, _ = _answer(state)
+        log.warning(
+            "task webhook: %s failed (%s); retry %d in %.3fs",
+            state.kwargs["delivery"].what,
+            problem,
+            state.attempt_number,
+            state.upcoming_sleep,
+        )
+        self._count(retried=1)
+
+    def _deliver(self, delivery: _Delivery, retrying: Retrying) -> None:
+        problem, wait_s = retrying(self._send, delivery=delivery)
+        if problem is None:
+            self._count(sent=1)
+        elif wait_s is None:  # not retryable
+            self._count(failed=1)
+            log.error("task webhook: %s refused, not retried: %s", delivery.what, problem)
+        else:
+            self._count(failed=1)
+            log.error(
+                "task webhook: gave up on %s after %d attempts: %s",
+                delivery.what,
+                self.attempts,
+                problem,
+            )
 
     def _send(self, delivery: _Delivery) -> tuple[str | None, float | None]:
         """(None, _) if accepted; else the problem and when to retry: None never, -1 after
@@ -221,15 +255,23 @@ class TaskNotifier:
             reason = error.reason if isinstance(error, urllib.error.URLError) else error
             return f"{type(error).__name__}: {reason}", -1.0
 
-    def _backoff(self, attempt: int) -> float:
-        ceiling = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
-        return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not secrets
-
     def _count(self, *, sent: int = 0, retried: int = 0, failed: int = 0) -> None:
         with self._lock:
             self._sent += sent
             self._retried += retried
             self._failed += failed
+
+
+def _answer(state: RetryCallState) -> tuple[str | None, float | None]:
+    """What the last send said: `_send`'s (problem, when to retry)."""
+    assert state.outcome is not None
+    answer: tuple[str | None, float | None] = state.outcome.result()
+    return answer
+
+
+def _retryable(answer: tuple[str | None, float | None]) -> bool:
+    problem, wait_s = answer
+    return problem is not None and wait_s is not None
 
 
 def retry_after_s(value: str | None) -> float | None:

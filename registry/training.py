@@ -9,11 +9,16 @@ A trainer that can be retrained also takes `context: TrainingContext | None = No
 retrainer then calls `train(context.window, params, seed=seed, context=context)`, and the
 trainer builds its data from the logged window's features and labels (the label column
 names are in `context.label_columns`; the trainer knows what its own label is called).
+
+A trainer may report each epoch with `context.progress(epoch, total, loss=...)` (any float
+metrics by name): `mlgate retrain` shows them as a bar in a terminal; with nobody
+listening (tests, the gateway's in-process retrainer) the call does nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +31,12 @@ if TYPE_CHECKING:
     from registry.records import ModelVersion
     from registry.store import Registry
 
-__all__ = ["TrainingContext", "TrainingResult"]
+__all__ = ["EpochListener", "TrainingContext", "TrainingResult"]
+
+log = logging.getLogger("mlgate.retrainer")
+
+EpochListener = Callable[[int, int | None, Mapping[str, float]], None]
+"""Told of each epoch a trainer reports: (epoch, total epochs or None, metrics by name)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,6 +55,19 @@ class TrainingContext:
     task_id: int
     seed: int
     params: Mapping[str, Any] = field(default_factory=dict)
+    listener: EpochListener | None = field(default=None, repr=False)
+    """Who hears `progress` (the retrainer's display); None: nobody."""
+
+    def progress(self, epoch: int, total: int | None = None, **metrics: float) -> None:
+        """Report that `epoch` (counted from 1) of `total` is done, with any metrics
+        (`loss=0.41`). Nothing happens when nobody listens; a listener that fails is logged
+        and never stops the training."""
+        if self.listener is None:
+            return
+        try:
+            self.listener(epoch, total, {name: float(value) for name, value in metrics.items()})
+        except Exception:  # a progress display must not fail a training run
+            log.warning("task %s: the progress listener failed", self.task_id, exc_info=True)
 
 
 @dataclass

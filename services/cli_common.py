@@ -166,7 +166,11 @@ def _options(
 
 @contextmanager
 def progress(title: str) -> Iterator[Any]:
-    """A spinner naming the current stage, on stderr, gone when done."""
+    """A spinner naming the current stage, on stderr, gone when done; only in a terminal
+    (piped or captured, rich would still write a blank line when it stops)."""
+    if not err.is_terminal:
+        yield lambda _stage: None
+        return
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),

@@ -105,15 +105,17 @@ def monitor(
 ) -> None:
     """Run monitoring rounds over every replica's inference log: drift and data quality,
     quality from labels and estimates, and the decision policy (gateways set
-    MLGATE_DRIFT_MONITOR=external and publish what this stores)."""
+    MLGATE_DRIFT_MONITOR=external and publish what this stores). In a terminal, stderr
+    shows each round's progress through the versions."""
     from monitors.loop import Monitor
+    from services.cli_progress import monitor_cycle
 
     registry = ctx.obj.registry()
     checker = Monitor(registry, ctx.obj.monitor_settings(registry))
     pause = interval or checker.settings.drift_interval_s
     err.print(f"monitoring {checker.settings.log_path()} every {pause:g} s")
     while True:
-        for done in checker.run_once():
+        for done in monitor_cycle(checker, err):  # a bar of the versions, in a terminal
             drift = done.drift
             decision = done.quality.result.get("decision") or {}
             shown = (

@@ -72,8 +72,10 @@ def retrain(
     as_json: JsonOption = False,
 ) -> None:
     """Retrain a model from its task: train on the task's window, register a candidate,
-    gate it, judge it against the serving version, promote it on evidence."""
+    gate it, judge it against the serving version, promote it on evidence. In a terminal,
+    stderr shows the task's stage and the trainer's epochs as they happen."""
     from registry.errors import BadRequest
+    from services.cli_progress import RetrainDisplay
     from services.retrainer import Retrainer, RetrainSettings
 
     if (task_id is None) == (not worker):
@@ -83,6 +85,7 @@ def retrain(
     state = ctx.obj
     registry = state.registry()
     settings = state.monitor_settings(registry)
+    display = RetrainDisplay(err, enabled=not as_json)  # in a terminal only
     retrainer = Retrainer(
         registry,
         settings,
@@ -92,9 +95,11 @@ def retrain(
             **({"auto_promote": False} if no_auto_promote else {}),
         ),
         worker=f"{socket.gethostname()}:{os.getpid()}",  # unique: workers run side by side
+        progress=display,
     )
     if task_id is not None:
-        done = retrainer.run(task_id, candidate=candidate)
+        with display:
+            done = retrainer.run(task_id, candidate=candidate)
         if as_json:
             emit_json(done.to_json())
         else:
@@ -102,7 +107,8 @@ def retrain(
         return
     err.print(f"retraining worker: looking for open tasks every {interval:g} s")
     while True:
-        task = retrainer.run_next()
+        with display:  # each task's progress, cleared before its line is printed
+            task = retrainer.run_next()
         if task is not None:
             out.print(_line(task))
             continue

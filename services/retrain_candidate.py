@@ -8,13 +8,17 @@ rows (minus the held-out ones) and registers the result as a candidate child (ne
 `needs-trainer` task. Without a usable trainer, `trainer` stops the task as
 `needs-trainer` with what to do. Every expected stop is a `Stop` (a one-line reason, no
 traceback).
+
+A `RetrainProgress` (the CLI's display, in a terminal) hears each stage of a task and the
+epochs the trainer reports through `TrainingContext.progress`; without one, nothing is told.
 """
 
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -30,7 +34,29 @@ from registry.reference import REFERENCE_FILE, read_reference
 from registry.store import Registry
 from registry.training import TrainingContext, TrainingResult
 
-__all__ = ["Candidates", "Stop"]
+__all__ = ["Candidates", "RetrainProgress", "Stop", "tell_stage"]
+
+log = logging.getLogger("mlgate.retrainer")
+
+
+class RetrainProgress(Protocol):
+    """Hears a retraining task's stages and its trainer's epochs (a display)."""
+
+    def stage(self, task: Task, stage: str) -> None:
+        """`task` entered `stage`: claim, window, train, register, gate, judge or promote."""
+
+    def epoch(self, epoch: int, total: int | None, metrics: Mapping[str, float]) -> None:
+        """The trainer reported `epoch` (from 1) of `total`, with its metrics (e.g. loss)."""
+
+
+def tell_stage(progress: RetrainProgress | None, task: Task, stage: str) -> None:
+    """Tell `progress` (if any) of a stage; a display that fails never fails the task."""
+    if progress is None:
+        return
+    try:
+        progress.stage(task, stage)
+    except Exception:  # a progress display must not fail a retraining task
+        log.warning("task %s: the progress display failed", task.id, exc_info=True)
 
 
 class Stop(MlgateError):
@@ -43,12 +69,18 @@ class Stop(MlgateError):
 
 class Candidates:
     def __init__(
-        self, registry: Registry, tasks: TaskStore, seed: int, params: Mapping[str, Any]
+        self,
+        registry: Registry,
+        tasks: TaskStore,
+        seed: int,
+        params: Mapping[str, Any],
+        progress: RetrainProgress | None = None,
     ) -> None:
         self.registry = registry
         self.tasks = tasks
         self.seed = seed
         self.params = params
+        self.progress = progress
 
     def train(
         self,
@@ -71,8 +103,11 @@ class Candidates:
             task_id=task.id,
             seed=self.seed,
             params=params,
+            listener=None if self.progress is None else self.progress.epoch,
         )
+        tell_stage(self.progress, task, "train")
         result: TrainingResult = trainer(context.window, params, seed=self.seed, context=context)
+        tell_stage(self.progress, task, "register")
         holdout = frame.iloc[held]
         result.datasets = [
             *result.datasets,
@@ -94,6 +129,7 @@ class Candidates:
             **inherited,
         )
         self.tasks.note(task.id, candidate_version=candidate.version)
+        tell_stage(self.progress, task, "gate")
         gate = export(self.registry, candidate.ref, "onnx")
         if not gate.passed:
             raise Stop("failed", f"{candidate.ref}'s ONNX export failed the parity gate")
@@ -143,6 +179,7 @@ class Candidates:
                 ),
             )
         if candidate.servable_artifact("onnx") is None:
+            tell_stage(self.progress, task, "gate")
             gate = export(self.registry, candidate.ref, "onnx")
             if not gate.passed:
                 raise Stop("failed", f"{candidate.ref}'s ONNX export failed the parity gate")

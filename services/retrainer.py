@@ -24,6 +24,9 @@ For one running task:
 
 Expected failures (no trainer, no labels, a refused export) end the task with a one-line
 reason and no traceback; a trainer that raises keeps its traceback in the log.
+
+`progress` (a `RetrainProgress`: `mlgate retrain`'s display in a terminal) hears each stage
+(claim, window, train with the trainer's epochs, register, gate, judge, promote).
 """
 
 from __future__ import annotations
@@ -48,10 +51,10 @@ from registry.errors import MlgateError
 from registry.quality.profile import Evaluation, read_evaluation
 from registry.records import ModelVersion
 from registry.store import Registry
-from services.retrain_candidate import Candidates, Stop
+from services.retrain_candidate import Candidates, RetrainProgress, Stop, tell_stage
 from services.retrain_judge import Judgement, judge_candidate
 
-__all__ = ["RetrainSettings", "Retrainer"]
+__all__ = ["RetrainProgress", "RetrainSettings", "Retrainer"]
 
 log = logging.getLogger("mlgate.retrainer")
 
@@ -96,6 +99,7 @@ class Retrainer:
         settings: RetrainSettings | None = None,
         worker: str = "mlgate-retrainer",
         announce: Callable[[Task], None] | None = None,
+        progress: RetrainProgress | None = None,
     ) -> None:
         self.registry = registry
         self.monitor_settings = monitor_settings
@@ -105,7 +109,10 @@ class Retrainer:
         self.policies = PolicyStore(registry.db)
         self.worker = worker
         self._announce = announce
-        self.candidates = Candidates(registry, self.tasks, self.settings.seed, self.settings.params)
+        self.progress = progress
+        self.candidates = Candidates(
+            registry, self.tasks, self.settings.seed, self.settings.params, progress
+        )
 
     def run_next(self) -> Task | None:
         """Claim the oldest open task this worker may take and retrain it; None if none."""
@@ -113,6 +120,7 @@ class Retrainer:
         if task is None:
             return None
         self._tell(task)
+        tell_stage(self.progress, task, "claim")
         return self._retrain(task)
 
     def run(self, task_id: int, *, candidate: int | None = None) -> Task:
@@ -130,6 +138,7 @@ class Retrainer:
             + ("" if candidate is None else f" to judge version {candidate}"),
         )
         self._tell(task)
+        tell_stage(self.progress, task, "claim")
         return self._retrain(task, candidate)
 
     def _retrain(self, task: Task, candidate_version: int | None = None) -> Task:
@@ -160,6 +169,7 @@ class Retrainer:
 
     def _decide(self, task: Task, candidate: ModelVersion, judgement: Judgement) -> Task:
         if judgement.verdict == "promote" and self.settings.auto_promote:
+            tell_stage(self.progress, task, "promote")
             self.registry.set_alias(
                 task.model,
                 self.settings.alias,
@@ -224,6 +234,7 @@ class Retrainer:
             )
         # From where the harm began to now: rows after the evidence's end were served by
         # the same version in the same changed world, and make the training set larger.
+        tell_stage(self.progress, task, "window")
         window = labelled_window(
             self.monitor_settings.log_path(),
             self.feedback,
@@ -243,6 +254,7 @@ class Retrainer:
             candidate = self.candidates.person(task, serving, candidate_version)
         inputs, _ = window.tensors()
         limits = effective_limits(self.monitor_settings, self.policies.overrides(*_key(task)))
+        tell_stage(self.progress, task, "judge")
         judgement = judge_candidate(
             self.registry,
             serving,

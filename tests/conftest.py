@@ -27,6 +27,11 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # `mlgate serve` children run one worker unless a test asks for more (the default is
     # one per core, which would make every served test a multi-process one).
     monkeypatch.setenv("MLGATE_WORKERS", "1")
+    # A gateway's monitoring child runs at normal priority in tests: at the default
+    # (SCHED_IDLE) its rounds wait for CPU that a machine loaded on every core never leaves,
+    # and a test waiting on a round would then wait for the load to stop. The idle
+    # priority itself is tested where it is set (test_monitor_process.py).
+    monkeypatch.setenv("MLGATE_MONITOR_PRIORITY", "normal")
     torch.manual_seed(0)
 
 

@@ -4,7 +4,8 @@
 (binary: P(y=1) out; multiclass: three class probabilities; regression: the value) on
 the features of `data.py`, holding out a seeded validation split that it returns as the
 labelled evaluation data, so the registered version gets its quality baseline and
-calibration. A retraining task calls the same function on its window's labelled rows.
+calibration. A retraining task calls the same function on its window's labelled rows, and
+hears each epoch's mean training loss through `context.progress`.
 """
 
 from __future__ import annotations
@@ -73,11 +74,17 @@ def train(
     )
     generator = torch.Generator().manual_seed(seed)
     model.train()
-    for _ in range(int(settings["epochs"])):
+    epochs = int(settings["epochs"])
+    for epoch in range(1, epochs + 1):
+        total_loss = 0.0
         for batch in torch.randperm(len(x), generator=generator).split(int(settings["batch_size"])):
             optimiser.zero_grad()
-            loss_fn(model.raw(x[batch]), y[batch]).backward()
+            loss = loss_fn(model.raw(x[batch]), y[batch])
+            loss.backward()
             optimiser.step()
+            total_loss += loss.item() * len(batch)
+        if context is not None:  # `mlgate retrain` shows it; a no-op when nobody listens
+            context.progress(epoch, epochs, loss=total_loss / len(x))
     model.eval()
     if task != "regression":
         valid = valid.assign(**{LABEL: valid[LABEL].round().astype(np.int64)})

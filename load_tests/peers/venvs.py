@@ -11,7 +11,6 @@ holding the digest of both files says whether the environment is current.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import subprocess
 import sys
@@ -39,8 +38,9 @@ def python_for(name: str) -> Path:
     python, stamp = home / "bin" / "python", home / ".installed"
     PEERS_HOME.mkdir(exist_ok=True)
     # Test workers run in parallel: the first builds, the others wait for it on the lock.
-    with (PEERS_HOME / f"{name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    from filelock import FileLock  # here: only the benchmarks and their tests build peers
+
+    with FileLock(PEERS_HOME / f"{name}.lock"):
         if stamp.exists() and stamp.read_text() == digest and python.exists():
             return python
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(home)], check=True)

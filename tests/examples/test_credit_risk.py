@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -17,7 +20,8 @@ from examples.credit_risk.data import (
 from examples.credit_risk.model import build_model
 from examples.credit_risk.train import auc, train
 from exporters import export
-from registry import Registry
+from registry import Registry, TrainingContext
+from registry.training import EpochListener
 
 
 def test_the_generator_is_seedable_and_tabular() -> None:
@@ -81,3 +85,48 @@ def test_the_network_scripts_rather_than_falling_back_to_a_trace(tmp_path: Path)
         "script_error"
     )
     registry.close()
+
+
+def retraining_context(data: pd.DataFrame, listener: EpochListener | None) -> TrainingContext:
+    """A retraining task's context: the window's features with their label column."""
+    return TrainingContext(
+        window=data.rename(columns={LABEL: "label"}),
+        label_columns=("label",),
+        reference=None,
+        parent="credit-risk:1",
+        task_id=7,
+        seed=5,
+        listener=listener,
+    )
+
+
+def test_the_trainer_reports_each_epoch_through_its_context() -> None:
+    data = generate(3000, seed=5)
+    heard: list[tuple[int, int | None, dict[str, float]]] = []
+    reported = train(
+        data,
+        {"epochs": 5},
+        seed=5,
+        context=retraining_context(data, lambda e, t, m: heard.append((e, t, dict(m)))),
+    )
+    assert [(epoch, total) for epoch, total, _ in heard] == [(i, 5) for i in range(1, 6)]
+    losses = [metrics["loss"] for _, _, metrics in heard]
+    assert all(0 < loss < 1 for loss in losses)  # a mean binary cross-entropy
+    assert losses[-1] < losses[0]  # it learns
+    # Nobody listening: the same training, told to no one.
+    quiet = train(data, {"epochs": 5}, seed=5, context=retraining_context(data, None))
+    assert quiet.metrics["auc"].value == reported.metrics["auc"].value
+
+
+def test_a_failing_listener_never_stops_the_training(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(_epoch: int, _total: int | None, _metrics: Mapping[str, float]) -> None:
+        raise RuntimeError("the display broke")
+
+    data = generate(1000, seed=6)
+    with caplog.at_level(logging.WARNING, logger="mlgate.retrainer"):
+        result = train(data, {"epochs": 2}, seed=6, context=retraining_context(data, broken))
+    quiet = train(data, {"epochs": 2}, seed=6, context=retraining_context(data, None))
+    assert result.metrics["auc"].value == quiet.metrics["auc"].value  # trained all the same
+    failures = [r for r in caplog.records if "the progress listener failed" in r.getMessage()]
+    assert len(failures) == 2  # once per epoch, with its traceback
+    assert failures[0].exc_info is not None

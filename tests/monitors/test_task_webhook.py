@@ -20,10 +20,15 @@ from monitors.task_webhook import NotifierStats, TaskNotifier, retry_after_s
 from monitors.tasks import Task, TaskStore
 from registry import Registry
 
+PATIENCE_S = 120.0
+"""How long a test lets the notifier drain (a limit on a failing test; a passing one waits
+only as long as its sends take, however loaded the machine)."""
+
 
 def fast(url: str, **overrides: Any) -> TaskNotifier:
-    """A notifier with tiny backoffs, so retries cost the tests milliseconds."""
-    options: dict[str, Any] = {"backoff_s": 0.01, "max_backoff_s": 0.05, "timeout_s": 2.0}
+    """A notifier with tiny backoffs, so retries cost the tests milliseconds, and a send
+    timeout no loaded machine reaches by accident."""
+    options: dict[str, Any] = {"backoff_s": 0.01, "max_backoff_s": 0.05, "timeout_s": 30.0}
     return TaskNotifier(url, **{**options, **overrides})
 
 
@@ -31,7 +36,6 @@ def fast(url: str, **overrides: Any) -> TaskNotifier:
 class Reply:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
-    delay_s: float = 0.0
     drop: bool = False  # close the connection without answering
     gate: threading.Event | None = None  # answer only once this is set
 
@@ -63,9 +67,8 @@ class Receiver:
                 if reply.drop:
                     self.close_connection = True
                     return
-                time.sleep(reply.delay_s)
                 if reply.gate is not None:
-                    reply.gate.wait(30)
+                    reply.gate.wait(PATIENCE_S)
                 self.send_response(reply.status)
                 for name, value in {**reply.headers, "Content-Length": "0"}.items():
                     self.send_header(name, value)
@@ -127,7 +130,7 @@ def test_503s_are_retried_and_the_task_arrives_once(
     task = a_task(sqlite_registry)
     notifier = fast(receiver.url, attempts=5)
     notifier.notify(task, "task.opened")
-    assert notifier.close(10)
+    assert notifier.close(PATIENCE_S)
     assert [r.status for r in receiver.requests] == [503, 503, 200]
     (arrived,) = receiver.accepted
     assert json.loads(arrived.body) == {"event": "task.opened", "task": task.to_json()}
@@ -140,12 +143,16 @@ def test_503s_are_retried_and_the_task_arrives_once(
     assert notifier.stats() == NotifierStats(sent=1, retried=2, failed=0, dropped=0)
 
 
-def test_429_is_retried_after_its_retry_after(sqlite_registry: Registry, serve: Serve) -> None:
+def test_429_is_retried_after_its_retry_after(
+    sqlite_registry: Registry, serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
     receiver = serve(Reply(429, {"Retry-After": "0"}))
     # The backoff alone would wait 30 s or more: only the Retry-After makes this quick.
-    notifier = TaskNotifier(receiver.url, backoff_s=60, max_backoff_s=60, timeout_s=2)
-    notifier.notify(a_task(sqlite_registry), "task.opened")
-    assert notifier.close(10)  # within 10 s, so the 60 s backoff was never waited
+    notifier = TaskNotifier(receiver.url, backoff_s=60, max_backoff_s=60, timeout_s=30)
+    with caplog.at_level(logging.WARNING, logger="mlgate.monitors"):
+        notifier.notify(a_task(sqlite_registry), "task.opened")
+        assert notifier.close(PATIENCE_S)
+    assert logged_delays(caplog) == [0.0]  # the receiver's Retry-After, not the backoff
     assert [r.status for r in receiver.requests] == [429, 200]
     assert notifier.stats() == NotifierStats(sent=1, retried=1, failed=0, dropped=0)
 
@@ -154,7 +161,7 @@ def test_a_long_retry_after_is_capped(sqlite_registry: Registry, serve: Serve) -
     receiver = serve(Reply(503, {"Retry-After": "3600"}))
     notifier = fast(receiver.url)
     notifier.notify(a_task(sqlite_registry), "task.opened")
-    assert notifier.close(10)
+    assert notifier.close(PATIENCE_S)
     assert len(receiver.accepted) == 1
 
 
@@ -174,7 +181,7 @@ def test_other_answers_are_not_retried(
     notifier = fast(receiver.url)
     with caplog.at_level(logging.ERROR, logger="mlgate.monitors"):
         notifier.notify(task, "task.opened")
-        assert notifier.close(10)
+        assert notifier.close(PATIENCE_S)
     assert len(receiver.requests) == 1  # a redirect is not followed either
     assert notifier.stats() == NotifierStats(sent=0, retried=0, failed=1, dropped=0)
     assert f"task.opened of task {task.id} refused, not retried: {problem}" in caplog.text
@@ -190,7 +197,7 @@ def test_an_unreachable_url_is_given_up_after_the_attempts(
     notifier = fast(f"http://127.0.0.1:{port}/", attempts=3)
     with caplog.at_level(logging.WARNING, logger="mlgate.monitors"):
         notifier.notify(task, "task.opened")
-        assert notifier.close(10)
+        assert notifier.close(PATIENCE_S)
     assert notifier.stats() == NotifierStats(sent=0, retried=2, failed=1, dropped=0)
     gave_up = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(gave_up) == 1
@@ -198,22 +205,72 @@ def test_an_unreachable_url_is_given_up_after_the_attempts(
     assert "refused" in gave_up[0].message.lower()
 
 
+def logged_delays(caplog: pytest.LogCaptureFixture) -> list[float]:
+    """The delay each retry's warning names ("... retry 2 in 0.031s")."""
+    return [
+        float(r.getMessage().rsplit(" in ", 1)[1].removesuffix("s"))
+        for r in caplog.records
+        if r.levelno == logging.WARNING and "; retry " in r.getMessage()
+    ]
+
+
+def test_the_backoff_doubles_with_jitter_up_to_its_cap(
+    sqlite_registry: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as sock:  # a loopback port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    notifier = TaskNotifier(
+        f"http://127.0.0.1:{port}/", attempts=6, backoff_s=0.004, max_backoff_s=0.02
+    )
+    with caplog.at_level(logging.WARNING, logger="mlgate.monitors"):
+        for model in ("m1", "m2", "m3"):
+            notifier.notify(a_task(sqlite_registry, model), "task.opened")
+        assert notifier.close(PATIENCE_S)
+    assert notifier.stats() == NotifierStats(sent=0, retried=15, failed=3, dropped=0)
+    delays = logged_delays(caplog)
+    assert len(delays) == 15
+    # Retry n waits min(max, backoff·2^(n-1)): half of it fixed, the other half at random.
+    ceilings = [min(0.02, 0.004 * 2**n) for n in range(5)] * 3
+    for delay, ceiling in zip(delays, ceilings, strict=True):
+        assert ceiling / 2 - 0.0005 <= delay <= ceiling + 0.0005  # the log rounds to 1 ms
+    capped = [d for d, c in zip(delays, ceilings, strict=True) if c == 0.02]
+    assert len(set(capped)) > 1  # six draws from [10, 20] ms: jittered, not one schedule
+
+
+def test_retry_after_is_waited_as_asked_below_the_cap(
+    sqlite_registry: Registry, serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver = serve(Reply(503, {"Retry-After": "1"}), Reply(429, {"Retry-After": "3600"}))
+    notifier = TaskNotifier(receiver.url, backoff_s=0.001, max_backoff_s=1.5, timeout_s=30)
+    with caplog.at_level(logging.WARNING, logger="mlgate.monitors"):
+        notifier.notify(a_task(sqlite_registry), "task.opened")
+        assert notifier.close(PATIENCE_S)
+    assert [r.status for r in receiver.requests] == [503, 429, 200]
+    # The receiver's word, not the millisecond backoff; an hour is capped at max_backoff_s.
+    assert logged_delays(caplog) == [1.0, 1.5]
+
+
 @pytest.mark.parametrize(
-    ("first", "problem"),
-    [(Reply(503, delay_s=1.0), "timed out"), (Reply(drop=True), "RemoteDisconnected")],
+    ("silent", "problem"),
+    [(True, "timed out"), (False, "RemoteDisconnected")],
 )
 def test_timeouts_and_dropped_connections_are_retried(
     sqlite_registry: Registry,
     serve: Serve,
     caplog: pytest.LogCaptureFixture,
-    first: Reply,
+    silent: bool,
     problem: str,
 ) -> None:
-    receiver = serve(first)
+    # Silent: the first reply waits for a gate opened only after the drain, so the send
+    # times out whatever the machine's speed; else the connection is closed unanswered.
+    gate = threading.Event()
+    receiver = serve(Reply(503, gate=gate) if silent else Reply(drop=True))
     notifier = TaskNotifier(receiver.url, backoff_s=0.01, max_backoff_s=0.05, timeout_s=0.2)
     with caplog.at_level(logging.WARNING, logger="mlgate.monitors"):
         notifier.notify(a_task(sqlite_registry), "task.opened")
-        assert notifier.close(10)
+        assert notifier.close(PATIENCE_S)
+    gate.set()
     assert len(receiver.requests) == 2
     assert len(receiver.accepted) == 1
     assert notifier.stats() == NotifierStats(sent=1, retried=1, failed=0, dropped=0)
@@ -237,7 +294,7 @@ def test_notify_does_not_wait_and_close_drains_in_order(
     # Every notify returned while the receiver answers nothing: none of them waited.
     assert receiver.accepted == []
     gate.set()
-    assert notifier.close(10)
+    assert notifier.close(PATIENCE_S)
     keys = [r.headers["Idempotency-Key"] for r in receiver.accepted]
     assert keys == [
         *(f"{t.key}-task.opened-open-0" for t in tasks),
@@ -254,30 +311,34 @@ def test_notify_does_not_wait_and_close_drains_in_order(
 def test_close_reports_a_drain_that_runs_out_of_time(
     sqlite_registry: Registry, serve: Serve
 ) -> None:
-    receiver = serve(Reply(200, delay_s=1.0))
+    gate = threading.Event()
+    receiver = serve(Reply(200, gate=gate))  # answers only once the gate opens
     notifier = fast(receiver.url)
     notifier.notify(a_task(sqlite_registry), "task.opened")
-    assert notifier.close(0.1) is False
-    assert notifier.close(5) is True  # a second close waits for the rest
+    assert notifier.close(0.1) is False  # the send cannot have finished: it is not answered
+    gate.set()
+    assert notifier.close(PATIENCE_S) is True  # a second close waits for the rest
     assert notifier.stats().sent == 1
 
 
 def test_a_full_queue_drops_and_counts(
     sqlite_registry: Registry, serve: Serve, caplog: pytest.LogCaptureFixture
 ) -> None:
-    receiver = serve(Reply(delay_s=0.5))
+    gate = threading.Event()
+    receiver = serve(Reply(gate=gate))  # the first send is answered once the gate opens
     tasks = [a_task(sqlite_registry, model=f"m{i}") for i in range(3)]
     notifier = fast(receiver.url, max_queued=1)
     notifier.notify(tasks[0], "task.opened")
-    deadline = time.monotonic() + 5
-    while not receiver.requests:  # the worker is busy with the first one
+    deadline = time.monotonic() + PATIENCE_S
+    while not receiver.requests:  # the worker is busy with the first one, until the gate
         assert time.monotonic() < deadline
         time.sleep(0.01)
     with caplog.at_level(logging.ERROR, logger="mlgate.monitors"):
         notifier.notify(tasks[1], "task.opened")  # waits in the queue
         notifier.notify(tasks[2], "task.opened")  # no room
     assert notifier.close(0.05) is False  # no room for the stop either, yet
-    assert notifier.close(10)
+    gate.set()
+    assert notifier.close(PATIENCE_S)
     assert notifier.stats() == NotifierStats(sent=2, retried=0, failed=0, dropped=1)
     assert f"dropping task.opened of task {tasks[2].id}" in caplog.text
 
@@ -337,7 +398,7 @@ def test_an_unexpected_error_fails_one_notification_not_the_rest(
     with caplog.at_level(logging.ERROR, logger="mlgate.monitors"):
         notifier.notify(first, "task.opened")
         notifier.notify(second, "task.opened")
-        assert notifier.close(10)
+        assert notifier.close(PATIENCE_S)
     assert notifier.stats() == NotifierStats(sent=1, retried=0, failed=1, dropped=0)
     assert [r.headers["Idempotency-Key"] for r in receiver.accepted] == [
         f"{second.key}-task.opened-open-0"

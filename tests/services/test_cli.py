@@ -50,6 +50,8 @@ def test_register_export_promote_show(mlgate: Run, files: dict[str, Path]) -> No
     assert [d["role"] for d in lineage["datasets"]] == ["training", "evaluation"]
 
     exported = mlgate("export", "churn:1", "--format", "onnx", "--format", "torchscript", "--json")
+    # The stage spinners draw only in a terminal: captured, stderr stays empty.
+    assert (registered.stderr, exported.stderr) == ("", "")
     reports = json.loads(exported.stdout)
     assert [(r["kind"], r["status"]) for r in reports] == [
         ("onnx", "passed"),

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import json
+import re
 import time
+from io import StringIO
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from rich.console import Console
 from typer.testing import CliRunner, Result
 
 from monitors.inference_log import InferenceLog, LogSettings
+from monitors.loop import Monitor
+from monitors.settings import MonitorSettings
 from registry import Registry
 from services.cli import app
+from services.cli_progress import monitor_cycle
 from tests.fixtures import make_mlp
 
 FEATURES = [f"f{i}" for i in range(6)]
@@ -71,8 +77,12 @@ def test_drift_check_report_and_latest(home: Path, tmp_path: Path) -> None:
 
 
 def test_monitor_once_checks_every_logged_version(home: Path) -> None:
-    shown = mlgate(home, "monitor", "--once").stdout
+    monitored = mlgate(home, "monitor", "--once")
+    shown = monitored.stdout
     assert "mlp:1 quality unknown · drift check 1: 600 rows, share 0.67 DRIFT" in shown
+    # No progress bar: stderr is not a terminal here, so it holds the one line it always has.
+    line = f"monitoring {home / 'inference_log'} every 60 s"
+    assert monitored.stderr.replace("\n", "") == line  # rich wraps it at 80 columns
     again = mlgate(home, "monitor", "--once").stdout
     assert "mlp:1 quality unknown" in again
     assert "drift check" not in again  # nothing new to check for drift
@@ -85,3 +95,17 @@ def test_drift_errors_name_what_is_wrong(home: Path) -> None:
                                     code=1).stderr  # fmt: skip
     bad = mlgate(home, "drift", "mlp", "--version", "0", code=2)
     assert "positive integer in ASCII digits" in " ".join(bad.stderr.split())
+
+
+def test_a_monitoring_cycle_shows_the_versions_it_checks_in_a_terminal(home: Path) -> None:
+    registry = Registry(home=home)
+    checker = Monitor(registry, MonitorSettings(home=home))
+    screen = StringIO()
+    rounds = monitor_cycle(checker, Console(file=screen, force_terminal=True, width=160))
+    registry.close()
+    assert [(r.model, r.version) for r in rounds] == [("mlp", 1)]
+    assert rounds[0].drift is not None  # the round ran: the 600 logged rows were checked
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue())
+    assert "monitoring mlp:1" in shown
+    assert "0/1 versions" in shown
+    assert "1/1 versions" in shown

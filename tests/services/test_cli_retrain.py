@@ -31,15 +31,19 @@ def test_retrain_runs_a_task_and_a_worker_drains_the_queue(tmp_path: Path) -> No
         store.open("mlp", 1, reason, evidence={}, source="test", actor="t")
     registry.close()
 
-    done = json.loads(mlgate(home, "retrain", "1", "--json").stdout)
+    retrained = mlgate(home, "retrain", "1", "--json")
+    assert retrained.stderr == ""  # no progress: --json, and stderr is not a terminal here
+    done = json.loads(retrained.stdout)
     assert done["status"] == "needs-trainer"
     message = done["events"][-1]["reason"]
     assert "records no trainer entrypoint" in message
     assert "register it with --task" in message  # its task is unknown too
     again = mlgate(home, "retrain", "1", code=1)
     assert "task 1 is needs-trainer, not open" in again.stderr
-    worked = mlgate(home, "retrain", "--worker", "--once").stdout
-    assert "task 2 needs-trainer: mlp:1 records no trainer entrypoint" in worked
+    worker = mlgate(home, "retrain", "--worker", "--once")
+    assert "task 2 needs-trainer: mlp:1 records no trainer entrypoint" in worker.stdout
+    # The task's stages were told to the display, which draws only in a terminal.
+    assert worker.stderr == "retraining worker: looking for open tasks every 5 s\n"
     assert mlgate(home, "retrain", "--worker", "--once").stdout == ""
     judged = mlgate(home, "retrain", "2", "--candidate", "7", code=1)
     assert "model 'mlp' has no version 7" in judged.stderr

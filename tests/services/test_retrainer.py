@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from rich.console import Console
 
 from examples.credit_risk.data import FEATURES, LABEL, Drift, generate, source_uri
 from examples.credit_risk.train import TRAINER
@@ -25,11 +28,12 @@ from monitors.feedback import FeedbackStore
 from monitors.feedback_body import FeedbackItem
 from monitors.inference_log import InferenceLog, LogSettings
 from monitors.settings import MonitorSettings
-from monitors.tasks import TaskStore
+from monitors.tasks import Task, TaskStore
 from registry import Registry
 from registry.entrypoints import resolve_entrypoint
 from registry.quality.profile import QualitySpec
-from services.retrainer import Retrainer, RetrainSettings
+from services.cli_progress import RetrainDisplay
+from services.retrainer import Retrainer, RetrainProgress, RetrainSettings
 from tests.fixtures import onnx_file
 
 pytestmark = pytest.mark.slow
@@ -97,18 +101,59 @@ def open_task(registry: Registry, window_start: datetime) -> int:
     return opened.task.id
 
 
-def retrainer(registry: Registry, **overrides: Any) -> Retrainer:
+def retrainer(
+    registry: Registry, progress: RetrainProgress | None = None, **overrides: Any
+) -> Retrainer:
     monitor = MonitorSettings(home=registry.settings.home)
     values: dict[str, Any] = {"params": RETRAIN, **overrides}
-    return Retrainer(registry, monitor, settings=RetrainSettings(**values), worker="test-worker")
+    return Retrainer(
+        registry,
+        monitor,
+        settings=RetrainSettings(**values),
+        worker="test-worker",
+        progress=progress,
+    )
+
+
+class Heard:
+    """A `RetrainProgress` that keeps what it is told and passes it on to a display."""
+
+    def __init__(self, display: RetrainProgress) -> None:
+        self.display = display
+        self.stages: list[tuple[int, str]] = []
+        self.epochs: list[tuple[int, int | None, dict[str, float]]] = []
+
+    def stage(self, task: Task, stage: str) -> None:
+        self.stages.append((task.id, stage))
+        self.display.stage(task, stage)
+
+    def epoch(self, epoch: int, total: int | None, metrics: Mapping[str, float]) -> None:
+        self.epochs.append((epoch, total, dict(metrics)))
+        self.display.epoch(epoch, total, metrics)
 
 
 def test_a_better_candidate_is_registered_gated_judged_and_promoted(served: Registry) -> None:
     # The rules changed: high credit utilisation now lowers the risk.
     start = traffic_with_labels(served, 2500, Drift(concept_shift=-6.0), seed=2)
     task_id = open_task(served, start)
-    task = retrainer(served).run(task_id)
+    screen = StringIO()
+    display = RetrainDisplay(Console(file=screen, force_terminal=True, width=160))
+    heard = Heard(display)
+    with display:
+        task = retrainer(served, heard).run(task_id)
     assert task.status == "promoted", task.outcome
+    # What the display heard: every stage in order, and each epoch the trainer reported.
+    stages = ["claim", "window", "train", "register", "gate", "judge", "promote"]
+    assert heard.stages == [(task_id, stage) for stage in stages]
+    epochs = RETRAIN["epochs"]
+    assert [(e, total) for e, total, _ in heard.epochs] == [
+        (i, epochs) for i in range(1, epochs + 1)
+    ]
+    assert all(0 < metrics["loss"] < 1 for _, _, metrics in heard.epochs)
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue())
+    assert f"task {task_id} (credit-risk:1): training" in shown
+    assert f"{epochs}/{epochs} loss {heard.epochs[-1][2]['loss']:.4f}" in shown
+    assert f"task {task_id} (credit-risk:1): promoting it" in shown
     outcome = task.outcome
     window = outcome["window"]
     assert window["metric"] == "roc_auc"  # the binary task's primary metric

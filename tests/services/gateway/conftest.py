@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from registry import Registry
 from services.gateway.app import create_app
 from services.gateway.door import DoorProtocol
 from services.gateway.settings import GatewaySettings
+from services.runtimes.base import Prediction, Tensors
+from services.runtimes.onnx import OnnxRuntime
 from services.traffic import free_port
 from tests.fixtures import TwoInputs, make_mlp
 
@@ -178,3 +181,65 @@ class LiveServer:
 def live(registry: Registry) -> Iterator[LiveServer]:
     with LiveServer(registry) as server:
         yield server
+
+
+PATIENCE_S = 120.0
+"""How long a test waits for a state it expects (generous: a loaded CI machine is slow,
+and a test that passes waits only as long as the state takes)."""
+
+
+def wait_until(condition: Callable[[], bool], what: str, seconds: float = PATIENCE_S) -> None:
+    """Poll `condition` until it holds; fail naming `what` if it has not within `seconds`.
+
+    The limit only bounds a failing test: nothing here asserts how fast anything is."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"still waiting after {seconds:g} s for {what}"
+        time.sleep(0.01)
+
+
+class HeldBatch:
+    """The batch of exactly `rows` rows waits, just before it runs, until `release()`.
+
+    It is in flight meanwhile (its execution slot taken, every later request queued behind
+    it) for as long as the test needs, on a fast machine or a loaded one, instead of for as
+    long as its compute happens to last. `started` is set when it reaches the runtime.
+    """
+
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+        self.started = threading.Event()
+        self._released = threading.Event()
+
+    def release(self) -> None:
+        self._released.set()
+
+    def wrap(self, predict: Callable[[OnnxRuntime, Tensors], Any]) -> Any:
+        async def held_predict(runtime: OnnxRuntime, inputs: Tensors) -> Prediction:
+            if len(next(iter(inputs.values()))) == self.rows:
+                self.started.set()
+                await asyncio.to_thread(self._released.wait, PATIENCE_S)
+            result: Prediction = await predict(runtime, inputs)
+            return result
+
+        return held_predict
+
+
+@pytest.fixture
+def hold(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[int], HeldBatch]]:
+    """`hold(rows)`: the onnxruntime batch of exactly `rows` rows waits for its `release()`.
+
+    Call it before the model loads: a batcher keeps the runtime's bound `predict`. Warm-up
+    batches (1 row and max_batch_size) are other sizes and pass. Released at teardown, so a
+    failing test leaves nothing waiting."""
+    held: list[HeldBatch] = []
+
+    def install(rows: int) -> HeldBatch:
+        batch = HeldBatch(rows)
+        monkeypatch.setattr(OnnxRuntime, "predict", batch.wrap(OnnxRuntime.predict))
+        held.append(batch)
+        return batch
+
+    yield install
+    for batch in held:
+        batch.release()

@@ -87,15 +87,29 @@ def test_the_door_closes_when_the_work_in_flight_exceeds_its_share_of_the_slo() 
 
 async def test_the_probe_sees_a_busy_loop_and_then_its_recovery() -> None:
     seen: list[float] = []
-    admission = Admission(0.01, lag=LoopLag(interval_s=0.002, report=seen.append))
+    reported = asyncio.Event()
+
+    def report(lag_s: float) -> None:
+        seen.append(lag_s)
+        reported.set()
+
+    admission = Admission(0.01, lag=LoopLag(interval_s=0.002, report=report))
     await admission.start()
     try:
-        for _ in range(6):  # the loop blocked 30 ms at a time, as by work it cannot keep up with
+        await reported.wait()  # the probe is running
+        # The loop blocked 30 ms at a time, as by work it cannot keep up with. After each
+        # block this test resumes right after the probe that was due meanwhile (a late one)
+        # and before the next, however slowly the machine runs: no probe on time between.
+        refusals = []
+        for _ in range(2):
+            reported.clear()
             time.sleep(0.03)
-            await asyncio.sleep(0.001)
-        assert admission.refusal() is not None
-        assert max(seen) >= 0.02
-        deadline = time.monotonic() + 30
+            await reported.wait()
+            refusals.append(admission.refusal())
+        assert refusals[0] is None  # one stall refuses nothing
+        assert refusals[1] is not None  # two late probes in a row do
+        assert min(seen[-2:]) >= 0.02
+        deadline = time.monotonic() + 120
         while admission.refusal() is not None:  # an idle loop's on-time wake-ups clear it
             assert time.monotonic() < deadline
             await asyncio.sleep(0.002)

@@ -151,13 +151,15 @@ async def test_requests_predicted_to_miss_the_slo_are_shed_before_compute() -> N
 async def test_a_deadline_shorter_than_the_predicted_latency_is_shed() -> None:
     runtime = Runtime()
     runtime.gate = asyncio.Event()
-    batcher = batcher_for(runtime, slo_ms=10_000, max_inflight=1)
+    # The batcher's clock stands still: the deadline is 50 ms away when it is judged, however
+    # long the machine takes between these lines.
+    clock = FakeClock()
+    batcher = AdaptiveBatcher(runtime, BatchSettings(slo_ms=10_000, max_inflight=1), clock=clock)
     running = asyncio.ensure_future(batcher.submit(rows(1)))
     await settle()
     batcher.cost.observe(1, 0.2)
-    loop = asyncio.get_running_loop()
     with pytest.raises(Overloaded):
-        await batcher.submit(rows(1), deadline=loop.time() + 0.05)
+        await batcher.submit(rows(1), deadline=clock() + 0.05)
     assert runtime.batches == [1]
     runtime.gate.set()
     await running
@@ -166,14 +168,16 @@ async def test_a_deadline_shorter_than_the_predicted_latency_is_shed() -> None:
 async def test_deadlines_passed_before_or_while_queued_answer_504() -> None:
     runtime = Runtime()
     runtime.gate = asyncio.Event()
-    batcher = batcher_for(runtime, max_inflight=1)
-    loop = asyncio.get_running_loop()
+    clock = FakeClock()  # time passes only when the test moves it
+    batcher = AdaptiveBatcher(runtime, BatchSettings(max_inflight=1), clock=clock)
     with pytest.raises(DeadlineExceeded, match="before it was queued"):
-        await batcher.submit(rows(1), deadline=loop.time() - 1)
+        await batcher.submit(rows(1), deadline=clock() - 1)
     running = asyncio.ensure_future(batcher.submit(rows(1)))
     await settle()
-    late = asyncio.ensure_future(batcher.submit(rows(1, value=7), deadline=loop.time() + 0.01))
-    await asyncio.sleep(0.05)
+    late = asyncio.ensure_future(batcher.submit(rows(1, value=7), deadline=clock() + 0.01))
+    await settle()
+    assert batcher.queued_rows == 1  # queued behind the running batch, its deadline ahead
+    clock.now += 1  # the deadline passes while it waits
     runtime.gate.set()
     await running
     with pytest.raises(DeadlineExceeded, match="while it was queued"):
@@ -283,7 +287,7 @@ async def test_a_closed_batcher_refuses_new_work_and_drains() -> None:
     assert not drained.done()
     runtime.gate.set()
     await asyncio.gather(*queued)
-    await asyncio.wait_for(drained, 1)
+    await asyncio.wait_for(drained, 120)  # a guard only: it is done as the queue empties
 
 
 class FakeClock:

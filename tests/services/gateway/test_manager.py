@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from registry import Registry
-from tests.services.gateway.conftest import Gateway, open_gateway
+from tests.services.gateway.conftest import PATIENCE_S, Gateway, open_gateway
 
 pytestmark = pytest.mark.anyio
 
@@ -29,7 +29,8 @@ def corrupt(registry: Registry, ref: str, kind: str) -> None:
     path.write_bytes(bytes(data))
 
 
-async def wait_for(condition: object, seconds: float = 10.0) -> None:
+async def wait_for(condition: object, seconds: float = PATIENCE_S) -> None:
+    """Poll until `condition()` holds; the limit only bounds a failing test."""
     deadline = asyncio.get_running_loop().time() + seconds
     while not condition():  # type: ignore[operator]
         assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
@@ -104,7 +105,8 @@ async def test_an_unloaded_model_stays_unloaded_when_its_alias_moves(
 ) -> None:
     await gateway.client.post("/v2/repository/models/mlp/unload")
     registry.set_alias("mlp", "production", 2, reason="while unloaded")
-    await asyncio.sleep(0.5)  # several polls
+    await gateway.manager.sync()  # what each poll does, done now rather than waited for
+    assert gateway.manager._aliases[("mlp", 2)] == ("production",)  # it saw the move
     assert [key for key in gateway.manager._served if key[0] == "mlp"] == []
     assert (await gateway.client.get("/v2/models/mlp/ready")).status_code == 503
     await gateway.client.post("/v2/repository/models/mlp/load")

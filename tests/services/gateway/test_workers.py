@@ -12,10 +12,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from monitors.log_counts import counts_name, read_lines
@@ -37,27 +38,17 @@ def until(condition: Callable[[], bool], what: str, guard_s: float = 120) -> Non
         time.sleep(0.05)
 
 
-def children(pid: int) -> set[int]:
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-            if int(stat[1]) == pid and stat[0] != "Z":
-                found.add(int(entry.name))
-    return found
-
-
 def workers_of(parent: int) -> set[int]:
-    """The worker processes (uvicorn's spawn also starts a resource tracker: not a worker)."""
-    return {
-        pid
-        for pid in children(parent)
-        if "resource_tracker"
-        not in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="ignore")
-    }
+    """The live worker processes (uvicorn's spawn also starts a resource tracker: not a
+    worker; a killed worker not yet reaped is a zombie: not one either)."""
+    found = set()
+    for child in psutil.Process(parent).children():
+        with suppress(psutil.NoSuchProcess):  # gone meanwhile: not a worker
+            if child.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if not any("resource_tracker" in part for part in child.cmdline()):
+                found.add(child.pid)
+    return found
 
 
 @contextmanager
@@ -210,7 +201,7 @@ def test_sigterm_drains_every_worker(home: Path, tmp_path: Path) -> None:
         pids = workers_of(process.pid)
         os.killpg(process.pid, signal.SIGTERM)
         assert process.wait(timeout=60) == 0
-        assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
+        assert not any(psutil.pid_exists(pid) for pid in pids)
     log = (tmp_path / "serve.log").read_text()
     assert log.count("Application shutdown complete") == WORKERS
     assert sum(answered_by_replica(home).values()) == 30  # every worker flushed its counts
