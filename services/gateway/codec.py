@@ -28,6 +28,7 @@ __all__ = [
     "decode_request",
     "encode_response",
     "holds_boolean",
+    "may_hold_booleans",
     "oip_datatype",
     "oip_datatype_of",
 ]
@@ -101,9 +102,7 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
     inputs: dict[str, np.ndarray] = {}
     datatypes: dict[str, str] = {}
     offset = 0
-    # NOTE: numpy reads [true, 0.5] as [1.0, 0.5]; only a body that has a true or false
-    # somewhere (one byte search) pays for looking through the data for one.
-    booleans = b"true" in header or b"false" in header
+    booleans = may_hold_booleans(header)
     for index, raw in enumerate(raw_inputs):
         name, datatype, array, used = _decode_input(index, raw, binary, offset, booleans)
         if name in inputs:
@@ -226,6 +225,13 @@ def _from_json(
                     f"input {name!r}: values outside the {datatype} range (±{limit:.4g})"
                 )
     return loose.astype(dtype).reshape(shape)
+
+
+def may_hold_booleans(body: bytes) -> bool:
+    """Whether a JSON body has a true or false anywhere: numpy reads [true, 0.5] as
+    [1.0, 0.5], so the data of such a body is searched (`holds_boolean`); every other body
+    pays one byte search."""
+    return b"true" in body or b"false" in body
 
 
 def holds_boolean(data: Any) -> bool:

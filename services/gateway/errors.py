@@ -65,11 +65,12 @@ class InvalidTensor(BadRequest):
 
 
 class Unauthorized(MlgateError):
-    """401, with `WWW-Authenticate: <challenge>` (RFC 9110 requires one on a 401)."""
+    """401, with `WWW-Authenticate: <challenge>` (RFC 9110 requires one on a 401; `auth`
+    names the scheme)."""
 
     status_code = 401
 
-    def __init__(self, message: str, *, challenge: str = 'Bearer realm="mlgate"') -> None:
+    def __init__(self, message: str, *, challenge: str) -> None:
         super().__init__(message)
         self.challenge = challenge
 

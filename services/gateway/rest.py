@@ -24,7 +24,12 @@ from registry.errors import BadRequest
 from services.gateway.auth import check_admin, check_api_key
 from services.gateway.bodies import parse_json, read_body, read_object
 from services.gateway.calls import Call
-from services.gateway.codec import HEADER_LENGTH, decode_request, encode_response
+from services.gateway.codec import (
+    HEADER_LENGTH,
+    decode_request,
+    encode_response,
+    may_hold_booleans,
+)
 from services.gateway.dataplane import DataPlane
 from services.gateway.errors import InvalidTensor, Unavailable, error_body
 from services.gateway.params import DEADLINE_HEADER, model_name, unix_deadline, version_number
@@ -183,7 +188,7 @@ def build_routes(settings: GatewaySettings, metrics: GatewayMetrics) -> list[Rou
                 document,
                 deadline=unix_deadline(request.headers.get(DEADLINE_HEADER)),
                 arrived=call.started,
-                booleans=b"true" in body or b"false" in body,
+                booleans=may_hold_booleans(body),
                 call=call,
             ),
         )
