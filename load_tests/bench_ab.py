@@ -29,7 +29,7 @@ from load_tests import openloop
 from load_tests.bench_peers import MODELS, prepare
 from load_tests.processes import ServerProcess
 from load_tests.wrk import run_wrk, run_wrk_json
-from services.traffic import binary_infer_body, free_port, infer_body
+from services.demo.traffic import binary_infer_body, free_port, infer_body
 
 
 def model_parser(

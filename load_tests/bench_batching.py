@@ -33,7 +33,7 @@ from examples.wide_mlp.model import WIDTHS, register
 from load_tests.processes import tree_cpu_seconds
 from load_tests.wrk import WrkResult, ensure_wrk, run_wrk
 from registry import Registry
-from services.traffic import GatewayProcess, binary_infer_body
+from services.demo.traffic import GatewayProcess, binary_infer_body
 
 CONNECTIONS = (1, 8, 64)
 MODES = {"on": "64", "off": "1"}

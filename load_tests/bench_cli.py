@@ -38,7 +38,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from services.traffic import free_port, gateway_ready
+from services.demo.traffic import free_port, gateway_ready
 
 MODEL = "credit-risk"
 # Run in the checkout: the demo's first half, with the checkout's own code.
@@ -47,7 +47,7 @@ import sys
 from pathlib import Path
 
 from registry.store import Registry
-from services.demo import run_demo
+from services.demo.register import run_demo
 
 registry = Registry(home=Path(sys.argv[1]))
 run_demo(registry, rows=20_000, seed=7, name=sys.argv[2], progress=lambda _: None, log=print)

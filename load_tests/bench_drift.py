@@ -2,7 +2,7 @@
 
     python -m load_tests.bench_drift [--quick] [--runs 3] [--out load_tests/results]
 
-`compute_drift` (Evidently's stat tests called directly, monitors/drift.py) on current
+`compute_drift` (Evidently's stat tests called directly, monitors/drift/__init__.py) on current
 windows of 1k, 10k and 50k rows × 10, 30 and 100 columns against a 10k-row reference;
 columns are 80 % numerical (float32 normal) and 20 % categorical (8 integer levels), a
 third of each kind shifted in the current window. Each figure is the median of `--runs`
@@ -32,9 +32,9 @@ import numpy as np
 import pandas as pd
 
 from monitors.drift import DriftConfig, compute_drift
-from monitors.drift_columns import DriftColumn
-from monitors.drift_methods import evidently_stattests
-from monitors.drift_report import render_report
+from monitors.drift.columns import DriftColumn
+from monitors.drift.methods import evidently_stattests
+from monitors.drift.report import render_report
 
 RESULTS = Path(__file__).parent / "results"
 REFERENCE_ROWS = 10_000
@@ -235,7 +235,7 @@ def write(
         f"{render['min_s']:.3f}–{render['max_s']:.3f} | {render['cpu_median_s']:.3f} | — |",
         "",
         "Per-column scores and flags of compute_drift equal the Report's "
-        "(tests/monitors/test_drift.py checks it); the difference is the Report's plot "
+        "(tests/monitors/drift/test_drift.py checks it); the difference is the Report's plot "
         "building and its second and third pass over every column.",
     ]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")

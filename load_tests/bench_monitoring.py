@@ -60,7 +60,7 @@ from load_tests.processes import tree_cpu_seconds
 from load_tests.wrk import ensure_wrk, run_wrk
 from registry import Registry
 from registry.entrypoints import resolve_entrypoint
-from services.traffic import GatewayProcess, infer_body
+from services.demo.traffic import GatewayProcess, infer_body
 
 CONNECTIONS = (8, 64)
 NAME = "credit-risk"

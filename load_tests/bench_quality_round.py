@@ -32,10 +32,10 @@ from examples.scenarios.data import FEATURES, LABEL, generate
 from examples.scenarios.train import TRAINER, train
 from exporters import export
 from exporters.runners import onnx_predictor
-from monitors.feedback import FeedbackStore
-from monitors.feedback_body import FeedbackItem
-from monitors.inference_log import InferenceLog, LogSettings
+from monitors.log.inference_log import InferenceLog, LogSettings
 from monitors.loop import quality_settings
+from monitors.quality.feedback import FeedbackStore
+from monitors.quality.feedback_body import FeedbackItem
 from monitors.quality.monitor import QualityMonitor
 from monitors.settings import MonitorSettings
 from registry import Registry

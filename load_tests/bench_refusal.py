@@ -29,7 +29,7 @@ import numpy as np
 from load_tests.bench_ab import model_parser, rotation, start_all
 from load_tests.bench_peers import MODELS, RESULTS, prepare
 from load_tests.wrk import ensure_wrk, run_wrk_json
-from services.traffic import infer_body
+from services.demo.traffic import infer_body
 
 ROOT = Path(__file__).resolve().parent.parent
 SETUPS = {"answered": {}, "refused": {"MLGATE_LOOP_LAG_SHED_MS": "0.0001"}}

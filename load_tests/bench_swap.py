@@ -29,7 +29,7 @@ from load_tests.bench_ab import model_parser, serve
 from load_tests.bench_peers import MODELS
 from load_tests.wrk import ensure_wrk, run_wrk_json
 from registry import Registry
-from services.traffic import infer_body
+from services.demo.traffic import infer_body
 
 CONNECTIONS = 16
 

@@ -24,7 +24,7 @@ from load_tests import openloop
 from load_tests.bench_ab import model_parser, rotation, start_all
 from load_tests.bench_peers import MODELS, prepare
 from load_tests.wrk import ensure_wrk, run_wrk_json
-from services.traffic import infer_body
+from services.demo.traffic import infer_body
 
 ROOT = Path(__file__).resolve().parent.parent
 SETUPS = {

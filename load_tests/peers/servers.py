@@ -21,7 +21,7 @@ import orjson
 
 from load_tests.peers.venvs import libdir, python_for
 from load_tests.processes import ServerProcess
-from services.traffic import free_port, infer_body
+from services.demo.traffic import free_port, infer_body
 
 __all__ = ["BatchProbe", "Peer", "bentoml", "fastapi_naive", "mlgate", "triton"]
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from monitors.drift_columns import DriftColumn
+from monitors.drift.columns import DriftColumn
 from registry.errors import BadRequest
 
 if TYPE_CHECKING:  # pandas is imported where a function needs it, not by the gateway

@@ -7,7 +7,7 @@ here should block retraining (reference/quality.md §6.5) and page someone inste
 
 Checks (after NannyML, Evidently and SageMaker's, reference/quality.md §5):
 - refused: the share of rows refused at validation (wrong datatype, shape, NaN...), from
-  the unsampled counts `monitors.log_counts.read_counts` gives, by reason;
+  the unsampled counts `monitors.log.counts.read_counts` gives, by reason;
 - out_of_range: per continuous feature, the share of values outside the reference's
   [min, max] (a warning: drift past the edge), and of values further out than the range is
   wide (a breach: another scale, a unit change); for a discrete feature an out-of-range

@@ -33,10 +33,10 @@ from typing import Any
 
 import numpy as np
 
-from monitors.feedback import FeedbackStore
-from monitors.log_reader import read_log
+from monitors.log.reader import read_log
 from monitors.quality.buckets import Bucket, BucketStore
 from monitors.quality.fallbacks import early_baseline, problem_from_feedback
+from monitors.quality.feedback import FeedbackStore
 from monitors.quality.figures import (
     QualityThresholds,
     Rolling,

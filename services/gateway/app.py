@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry
 from starlette.exceptions import HTTPException
 
-from monitors.metrics import (
+from monitors.metrics.collectors import (
     GatewayMetrics,
     InferenceLogCollector,
     ServingCollector,
@@ -29,25 +29,25 @@ from monitors.settings import MonitorSettings
 from registry.errors import MlgateError
 from registry.store import Registry
 from services.gateway.admission import Admission, LoopLag
-from services.gateway.alert_routes import alert_routes
 from services.gateway.asgi import GatewayApp
 from services.gateway.auth import BASIC, check_api_key
 from services.gateway.dashboard import Dashboard
 from services.gateway.dataplane import DataPlane
 from services.gateway.door import STATE_KEY, Door
-from services.gateway.feedback_routes import feedback_routes
 from services.gateway.manager import ModelManager
 from services.gateway.monitoring import GatewayMonitoring
-from services.gateway.monitoring_routes import monitoring_routes
 from services.gateway.openapi.routes import docs_routes
-from services.gateway.registry_routes import registry_routes
+from services.gateway.processes.metrics import MetricsExchange
 from services.gateway.rest import INFER_PATHS, build_routes, error_response
+from services.gateway.routes.alerts import alert_routes
+from services.gateway.routes.feedback import feedback_routes
+from services.gateway.routes.monitoring import monitoring_routes
+from services.gateway.routes.registry import registry_routes
+from services.gateway.routes.tasks import task_routes
 from services.gateway.settings import GatewaySettings
-from services.gateway.task_routes import task_routes
-from services.gateway.worker_metrics import MetricsExchange
 
 if TYPE_CHECKING:
-    from services.gateway.slots import WorkerSlot
+    from services.gateway.processes.slots import WorkerSlot
 
 __all__ = ["create_app"]
 
@@ -119,7 +119,7 @@ def create_app(
         try:
             if settings.grpc_port is not None:
                 # Imported here: grpc and the protobuf modules cost nothing when gRPC is off.
-                from services.gateway.grpc_server import GrpcServer
+                from services.gateway.rpc.server import GrpcServer
 
                 grpc_server = GrpcServer(app.state.dataplane, settings, metrics)
                 app.state.grpc_port = await grpc_server.start()

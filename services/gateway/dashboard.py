@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from monitors.history import MetricsHistory
+from monitors.metrics.history import MetricsHistory
 from registry.errors import NotFound
 from services.gateway.errors import Unavailable
 from services.gateway.rest import error_response

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from monitors.inference_log import InferenceLog
+from monitors.log.inference_log import InferenceLog
 from registry.errors import InvalidModelInput
 from registry.names import ID_RULE, positive_id
 from services.gateway.admission import Admission

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from registry.errors import InvalidModelInput
-from services.gateway.batcher import BatchSettings
+from services.gateway.batching.batcher import BatchSettings
 from services.gateway.settings import GatewaySettings
 from services.runtimes.base import RuntimeSettings
 

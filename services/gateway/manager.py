@@ -22,12 +22,12 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from monitors.metrics import GatewayMetrics, ServedView
+from monitors.metrics.collectors import GatewayMetrics, ServedView
 from registry.errors import MlgateError, NotServable
 from registry.pytorch_source import load_examples
 from registry.store import Registry
 from services.gateway import memory
-from services.gateway.batcher import AdaptiveBatcher
+from services.gateway.batching.batcher import AdaptiveBatcher
 from services.gateway.deployment import Deployment, parse_overrides
 from services.gateway.errors import ModelNotLoaded, ModelNotReady
 from services.gateway.runtime_choice import build_runtime

@@ -21,22 +21,22 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from monitors.check_store import DriftCheck
-from monitors.drift_result import DriftResult
-from monitors.inference_log import InferenceLog, LogSettings
+from monitors.drift.check_store import DriftCheck
+from monitors.drift.result import DriftResult
+from monitors.log.inference_log import InferenceLog, LogSettings
 from monitors.loop import Monitor, Round
-from monitors.metrics import GatewayMetrics
+from monitors.metrics.collectors import GatewayMetrics
 from monitors.quality.store import QualityCheck
 from monitors.settings import MonitorSettings
-from monitors.task_webhook import TaskNotifier
-from monitors.tasks import OpenOutcome, Task
+from monitors.tasks.store import OpenOutcome, Task
+from monitors.tasks.webhook import TaskNotifier
 from registry.errors import NotFound
 from registry.store import Registry
 from services.gateway.manager import ModelManager
-from services.gateway.monitor_process import MonitorProcess
+from services.gateway.processes.monitor import MonitorProcess
 
 if TYPE_CHECKING:
-    from services.retrainer import Retrainer
+    from services.retraining.retrainer import Retrainer
 
 __all__ = ["GatewayMonitoring"]
 
@@ -76,7 +76,7 @@ class GatewayMonitoring:
         if settings.retrainer == "inprocess":
             # Imported only here: the retrainer brings torch and the exporters (seconds of
             # start-up) that a gateway without it never needs.
-            from services.retrainer import Retrainer
+            from services.retraining.retrainer import Retrainer
 
             self.retrainer = Retrainer(
                 registry, settings, worker=f"{replica}:retrain", announce=self.announce

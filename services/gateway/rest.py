@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from monitors.metrics import GatewayMetrics
+from monitors.metrics.collectors import GatewayMetrics
 from registry.errors import BadRequest
 from services.gateway.auth import check_admin, check_api_key
 from services.gateway.bodies import parse_json, read_body, read_object

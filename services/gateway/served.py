@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from registry.signature import Signature
-from services.gateway.batcher import AdaptiveBatcher
+from services.gateway.batching.batcher import AdaptiveBatcher
 from services.gateway.codec import oip_datatype
 from services.gateway.deployment import Deployment
 from services.runtimes.base import Runtime

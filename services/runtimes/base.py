@@ -1,6 +1,6 @@
 """The runtime interface: a small async class that loads one artifact and runs batches.
 
-Settings are passed in; batching wraps a runtime (services/gateway/batcher.py), it is not
+Settings are passed in; batching wraps a runtime (services/gateway/batching/batcher.py), it is not
 a subclass. `predict` takes named numpy arrays with the batch in dimension 0 and returns the
 outputs with the compute time; it must be safe to call `max_inflight` times concurrently.
 """

@@ -88,7 +88,7 @@ def volume_path(path: str, mounts: Mapping[str, str]) -> tuple[str, str]:
 
 def cli_usage_error(args: list[str]) -> str | None:
     """None if `mlgate ARGS` parses (command, options, values), else typer's message."""
-    from services.cli import app
+    from services.cli.entry import app
 
     if not args:
         return "no command given"

@@ -164,7 +164,7 @@ def test_dockerignore_keeps_sources_in_and_bulk_out() -> None:
         "load_tests/results/2026-11-23-batching.json",
     ):
         assert dockerignored(bulk, patterns), bulk
-    for needed in ("pyproject.toml", "README.md", "registry/store.py", "services/cli.py"):
+    for needed in ("pyproject.toml", "README.md", "registry/store.py", "services/cli/entry.py"):
         assert not dockerignored(needed, patterns), needed
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from dockerfile_parse import DockerfileParser  # type: ignore[import-untyped]  # no stubs
 
-from services.traffic import GatewayProcess, free_port
+from services.demo.traffic import GatewayProcess, free_port
 from tests.deploy.deploy_support import DEPLOY, load_yaml_all
 
 

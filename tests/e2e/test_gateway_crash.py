@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitors.inference_log import InferenceLog, LogSettings
-from monitors.log_reader import read_log
-from services.traffic import GatewayProcess
+from monitors.log.inference_log import InferenceLog, LogSettings
+from monitors.log.reader import read_log
+from services.demo.traffic import GatewayProcess
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 import pytest
 
-from services.traffic import GatewayProcess
+from services.demo.traffic import GatewayProcess
 from tests.support.prometheus import prometheus_server, query
 
 pytestmark = pytest.mark.slow

@@ -25,9 +25,9 @@ import pytest
 
 from examples.credit_risk.data import FEATURES, LABEL, generate
 from registry import Registry
-from services.demo import run_demo
-from services.demo_loop import DRIFT, LOOP_ENV, GatewayClient
-from services.traffic import GatewayProcess
+from services.demo.loop import DRIFT, LOOP_ENV, GatewayClient
+from services.demo.register import run_demo
+from services.demo.traffic import GatewayProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

@@ -29,7 +29,7 @@ from load_tests.peers.venvs import python_for
 from load_tests.processes import ServerProcess
 from registry import Registry
 from registry.errors import ArtifactNotFound, NotServable
-from services.traffic import free_port
+from services.demo.traffic import free_port
 from tests.exporters.conftest import register_mlp
 from tests.fixtures import DataDependentBranch, TwoInputs
 

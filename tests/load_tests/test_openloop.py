@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from load_tests import openloop
-from services.traffic import free_port
+from services.demo.traffic import free_port
 
 BODY = b'{"inputs": [[0.5, 1.5, -2.0]]}'
 DRAIN = 0.4  # seconds the generator waits for answers after its schedule

@@ -20,7 +20,7 @@ import psutil
 import pytest
 
 from load_tests.processes import ServerProcess, descendants, levels, tree_cpu_seconds
-from services.traffic import free_port
+from services.demo.traffic import free_port
 
 # serves like http.server, after starting a helper in a new session (out of its group)
 TREE_SERVER = """\

@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, inspect, text
 from monitors.migrations import LEGACY_TABLES, MONITOR_MIGRATIONS
 from monitors.quality.policy_store import PolicyStore
 from monitors.schema import MonitorBase, ensure_tables
-from monitors.tasks import TaskStore
+from monitors.tasks.store import TaskStore
 from registry.db import Database
 from registry.errors import MlgateError
 from registry.migrations import REGISTRY_MIGRATIONS

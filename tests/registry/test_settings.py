@@ -47,7 +47,10 @@ def test_an_explicit_argument_beats_the_environment(
 
 def test_importing_does_no_work(tmp_path: Path) -> None:
     """No settings read, no files or folders created, no database opened at import."""
-    code = "import registry, exporters, services.cli, services.demo, examples.credit_risk.train"
+    code = (
+        "import registry, exporters, services.cli, services.demo.register,"
+        " examples.credit_risk.train"
+    )
     result = subprocess.run(
         [sys.executable, "-c", code],
         cwd=tmp_path,

@@ -12,7 +12,7 @@ import pytest
 import torch
 from typer.testing import CliRunner, Result
 
-from services.cli import app
+from services.cli.entry import app
 from tests.fixtures import make_mlp
 
 FEATURES = [f"f{i}" for i in range(6)]

@@ -27,7 +27,7 @@ from exporters import export
 from monitors.loop import Monitor, Round
 from monitors.settings import MonitorSettings
 from registry import Registry
-from services.retrainer import Retrainer
+from services.retraining.retrainer import Retrainer
 from tests.fixtures import make_mlp
 from tests.services.gateway.conftest import Gateway, open_gateway
 

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from monitors.tasks import TaskStore
+from monitors.tasks.store import TaskStore
 from registry.db import Database
 
 

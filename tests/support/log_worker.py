@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from monitors.inference_log import InferenceLog, LogSettings
+from monitors.log.inference_log import InferenceLog, LogSettings
 from registry.signature import Signature, TensorSpec
 
 MODEL = "crash"

@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from services.traffic import free_port
+from services.demo.traffic import free_port
 from tests.support.debian import apt_install
 
 __all__ = ["PrometheusError", "api_get", "ensure_prometheus", "prometheus_server", "query"]

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from monitors.tasks import STATUSES as TASK_STATUSES
-from services.gateway.monitoring_routes import MAX_HISTORY
+from monitors.tasks.store import STATUSES as TASK_STATUSES
 from services.gateway.openapi.common import (
     Access,
     json_body,
@@ -23,6 +22,7 @@ from services.gateway.openapi.common import (
     query_parameter,
     ref,
 )
+from services.gateway.routes.monitoring import MAX_HISTORY
 from services.gateway.settings import GatewaySettings
 
 __all__ = ["control_paths"]

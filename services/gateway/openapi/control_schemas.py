@@ -1,17 +1,17 @@
 """`components.schemas` of the control plane: drift checks, quality, feedback, the
 dashboard's data, retraining tasks, decisions and the Alertmanager webhook.
 
-Limits and statuses come from the modules that enforce them (`monitors.feedback_body`,
-`monitors.tasks`, `monitors.quality.store`).
+Limits and statuses come from the modules that enforce them (`monitors.quality.feedback_body`,
+`monitors.tasks.store`, `monitors.quality.store`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from monitors.feedback_body import MAX_ID_CHARS, MAX_ROW, MAX_SOURCE_CHARS
+from monitors.quality.feedback_body import MAX_ID_CHARS, MAX_ROW, MAX_SOURCE_CHARS
 from monitors.quality.store import STATUSES as QUALITY_STATUSES
-from monitors.tasks import STATUSES as TASK_STATUSES
+from monitors.tasks.store import STATUSES as TASK_STATUSES
 from services.gateway.openapi.common import (
     COUNT,
     NULLABLE_TIME,

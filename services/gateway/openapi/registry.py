@@ -1,4 +1,4 @@
-"""The registry's paths and schemas (`services/gateway/registry_routes.py`): models,
+"""The registry's paths and schemas (`services/gateway/routes/registry.py`): models,
 versions with their lineage, aliases with their history, an audited alias move, and
 opening a retraining task (merged into `/retraining/tasks` beside its listing)."""
 

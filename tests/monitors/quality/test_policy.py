@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from monitors.check_store import DriftCheck
-from monitors.drift_result import DriftResult, FeatureDrift
+from monitors.drift.check_store import DriftCheck
+from monitors.drift.result import DriftResult, FeatureDrift
 from monitors.quality.policy import Decision, DecisionPolicy, PolicyLimits
 from monitors.quality.store import QualityCheck
 from registry.quality.importance import Importance

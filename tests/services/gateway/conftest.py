@@ -20,12 +20,12 @@ import uvicorn
 from exporters import export
 from monitors.settings import MonitorSettings
 from registry import Registry
+from services.demo.traffic import free_port
 from services.gateway.app import create_app
 from services.gateway.door import DoorProtocol
 from services.gateway.settings import GatewaySettings
 from services.runtimes.base import Prediction, Tensors
 from services.runtimes.onnx import OnnxRuntime
-from services.traffic import free_port
 from tests.fixtures import TwoInputs, make_mlp
 
 FEATURES = [f"f{i}" for i in range(6)]

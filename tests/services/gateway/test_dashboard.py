@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.registry import Collector
 from starlette.applications import Starlette
 
-from monitors.metrics import GatewayMetrics, ServedView, ServingCollector
+from monitors.metrics.collectors import GatewayMetrics, ServedView, ServingCollector
 from registry import Registry
 from services.gateway.dashboard import DIST, Dashboard
 from services.gateway.settings import GatewaySettings

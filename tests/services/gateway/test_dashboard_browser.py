@@ -36,12 +36,12 @@ from examples.scenarios.data import FEATURES as SCENARIO_FEATURES
 from examples.scenarios.data import LABEL, generate
 from examples.scenarios.train import TRAINER, train
 from exporters import export
-from monitors.metrics import GatewayMetrics, ServedView, ServingCollector
+from monitors.metrics.collectors import GatewayMetrics, ServedView, ServingCollector
 from monitors.settings import MonitorSettings
-from monitors.tasks import TaskStore
+from monitors.tasks.store import TaskStore
 from registry import Registry
+from services.demo.traffic import free_port
 from services.gateway.dashboard import DIST, Dashboard
-from services.traffic import free_port
 from tests.services.gateway.conftest import FEATURES, LiveServer, wait_until
 from tests.support.chromium import LAUNCH_ARGS, ensure_chromium
 

@@ -11,12 +11,12 @@ import numpy as np
 import orjson
 import pytest
 
-from monitors.log_counts import read_counts
-from monitors.log_reader import read_log
+from monitors.log.counts import read_counts
+from monitors.log.reader import read_log
 from monitors.settings import MonitorSettings
 from registry import Registry
 from tests.services.gateway.conftest import Gateway, LiveServer, open_gateway
-from tests.services.gateway.test_grpc import grpc_client, refused, rows, tensor
+from tests.services.gateway.rpc.test_grpc import grpc_client, refused, rows, tensor
 
 pytestmark = pytest.mark.anyio
 

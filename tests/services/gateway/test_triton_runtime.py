@@ -32,11 +32,11 @@ from load_tests.processes import ServerProcess
 from registry import Registry
 from registry.errors import InvalidModelInput, NotServable
 from registry.signature import Signature, TensorSpec
+from services.demo.traffic import free_port
 from services.gateway.deployment import parse_overrides
 from services.gateway.errors import EngineUnavailable
 from services.runtimes.base import RuntimeSettings
 from services.runtimes.triton import TritonRuntime
-from services.traffic import free_port
 from tests.services.gateway.conftest import Gateway, open_gateway
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]

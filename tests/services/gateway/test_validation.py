@@ -84,7 +84,7 @@ def test_non_finite_values_when_the_model_allows_them() -> None:
     ],
 )
 def test_each_refusal_carries_a_machine_reason(inputs: dict[str, np.ndarray], reason: str) -> None:
-    """The data plane counts refused rows by it (see monitors/log_counts.py)."""
+    """The data plane counts refused rows by it (see monitors/log/counts.py)."""
     with pytest.raises((InvalidTensor, PayloadTooLarge)) as caught:
         check(inputs)
     assert isinstance(caught.value, InvalidTensor | PayloadTooLarge)

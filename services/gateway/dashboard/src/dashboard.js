@@ -358,7 +358,7 @@ const PANELS = [
 ];
 
 // The quality panel's state line: what the monitor concluded last, in the decision
-// policy's order (monitors/history_quality.py). Returns [state, text].
+// policy's order (monitors/metrics/history_quality.py). Returns [state, text].
 function qualityState(model) {
   const s = model.quality.state;
   if (!s) {

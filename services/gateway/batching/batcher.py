@@ -1,0 +1,400 @@
+"""Adaptive batching for one model version: a bounded queue in front of a runtime.
+
+Requests wait as rows in a queue ordered by priority (1 = highest, as in Triton; 0 means
+the default level) then arrival. A batch leaves when an execution slot is free and one of
+these holds; the reason is counted (`stats.batches`):
+
+    idle      nothing is running: no added delay at low load
+    full      max_batch_size rows are waiting
+    max_delay the oldest request has waited max_queue_delay_ms
+    slo       waiting longer would make the oldest request miss slo_ms (or its deadline)
+    no_gain   a slot is free and, at the current arrival rate, waiting would not add a row
+
+So batches form while earlier batches run; a batch waits on purpose only when a slot is
+free, another batch is running, and rows are arriving fast enough to be worth it. The
+cost model (cost ≈ a·n + b, fitted online from every batch) bounds that wait and predicts
+each new request's latency: the time it already spent before reaching the batcher (its
+`spent_s`, measured by the data plane), plus the queue ahead of it, plus its own batches.
+One predicted to miss its SLO or deadline is shed (503 with Retry-After) before it costs
+compute; a full queue answers 429 with Retry-After (both the queue's drain time); a
+request that could never be admitted (more rows than the queue holds) answers 413 naming
+the setting; an idle batcher never sheds; a deadline that
+passes in the queue answers 504. Only requests with the same non-batch shapes share a
+batch.
+
+A batch that fails is retried one request at a time, so that one bad input fails only
+its own request. A cancelled request (its client went away) is dropped from the queue.
+
+NOTE: everything here runs on the event loop thread; only the runtime's own work runs
+elsewhere, so the queue needs no lock. Timers replace polling: a hold schedules one wake-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+import numpy as np
+
+from registry.errors import MlgateError
+from services.gateway.batching import forecast
+from services.gateway.batching.costmodel import CostModel
+from services.gateway.batching.types import BatchObserver, BatchSettings, BatchStats, Item, Tensors
+from services.gateway.errors import (
+    DeadlineExceeded,
+    ModelExecutionFailed,
+    ModelNotReady,
+    Overloaded,
+    PayloadTooLarge,
+    QueueFull,
+)
+from services.runtimes.base import Prediction
+
+__all__ = ["AdaptiveBatcher", "BatchObserver", "BatchSettings", "BatchStats"]
+
+Run = Callable[[Tensors], Awaitable[Prediction]]
+_ARRIVAL_HALF_LIFE_S = 0.5
+
+
+class AdaptiveBatcher:
+    def __init__(
+        self,
+        run: Run,
+        settings: BatchSettings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        observer: BatchObserver | None = None,
+        run_inline: Callable[[Tensors], Prediction] | None = None,
+    ) -> None:
+        self._run = run
+        self._run_inline = run_inline
+        self.settings = settings
+        self._clock = clock
+        self._observer = observer
+        self.cost = CostModel()
+        self.stats = BatchStats()
+        self._queues: dict[int, list[Item]] = {}
+        self._queued_rows = 0
+        self._inflight: dict[int, float] = {}  # batch id → expected end
+        self._next_batch = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._arrival_rate = 0.0  # rows per second, exponentially smoothed
+        self._last_arrival: float | None = None
+        self._closed = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def queued_rows(self) -> int:
+        return self._queued_rows
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
+
+    def quiet_for(self) -> float:
+        """Seconds since the last request arrived (infinite if none ever did)."""
+        last = self._last_arrival
+        return float("inf") if last is None else self._clock() - last
+
+    async def submit(
+        self,
+        inputs: Tensors,
+        *,
+        deadline: float | None = None,
+        priority: int = 0,
+        spent_s: float = 0.0,
+    ) -> Tensors:
+        """Queue one request (any number of rows); returns its outputs. `spent_s`: of the
+        SLO, what the request has spent (or will) outside the batcher."""
+        rows = len(next(iter(inputs.values())))
+        self._admit(rows, deadline, spent_s)
+        loop = asyncio.get_running_loop()
+        key = tuple((name, array.shape[1:]) for name, array in inputs.items())
+        limit = self.settings.max_batch_size
+        items = [
+            Item(
+                {n: a[start : start + limit] for n, a in inputs.items()},
+                min(limit, rows - start),
+                key,
+                priority,
+                deadline,
+                self._clock(),
+                loop.create_future(),
+            )
+            for start in range(0, rows, limit)
+        ]
+        for item in items:
+            self._queues.setdefault(priority, []).append(item)
+        self._queued_rows += rows
+        self.stats.requests += 1
+        self._idle.clear()
+        self._pump()
+        try:
+            parts = [await item.future for item in items]
+        except asyncio.CancelledError:
+            for item in items:
+                item.future.cancel()
+            self._pump()
+            raise
+        if len(parts) == 1:
+            return parts[0]
+        return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+    def close(self) -> None:
+        """Refuse new requests; queued and running ones still finish (see `drained`)."""
+        self._closed = True
+
+    async def drained(self) -> None:
+        await self._idle.wait()
+
+    # ---------------------------------------------------------------- admission
+
+    def _admit(self, rows: int, deadline: float | None, spent_s: float) -> None:
+        now = self._clock()
+        if self._closed:
+            raise ModelNotReady("this model version is being unloaded; retry")
+        impossible = forecast.impossible(self.settings, rows)
+        if impossible is not None:
+            raise PayloadTooLarge(impossible)
+        if deadline is not None and deadline <= now:
+            self._reject("deadline")
+            raise DeadlineExceeded("the request's deadline had passed before it was queued")
+        if self._queued_rows + rows > self.settings.max_queue:
+            self._reject("queue_full")
+            raise QueueFull(
+                f"the queue holds {self._queued_rows} rows (max_queue "
+                f"{self.settings.max_queue}); this request has {rows}",
+                retry_after_s=self._drain_time(),
+            )
+        self._note_arrival(rows, now)
+        predicted = spent_s
+        if self.cost.fitted and (self._queued_rows or self._inflight):
+            # NOTE: with nothing queued or running, only the time already spent counts:
+            # nothing is ahead of this request, and running it is what corrects a cost
+            # model misled by a stalled batch (else a model predicting every request late
+            # would refuse every request for good).
+            predicted += self._predicted_latency(rows, now)
+        budget = self.settings.slo_ms / 1000
+        if deadline is not None:
+            budget = min(budget, deadline - now + spent_s)
+        if predicted > budget:
+            self._reject("shed")
+            raise Overloaded(
+                f"shed: predicted latency {predicted * 1000:.1f} ms exceeds the "
+                f"{budget * 1000:.1f} ms budget (slo_ms or the request's timeout); retry later",
+                retry_after_s=self._drain_time(),
+            )
+
+    def _reject(self, reason: str) -> None:
+        self.stats.rejected[reason] += 1
+        if self._observer is not None:
+            self._observer.rejected(reason)
+
+    def _note_arrival(self, rows: int, now: float) -> None:
+        if self._last_arrival is not None:
+            gap = max(now - self._last_arrival, 1e-6)
+            weight = 1 - 0.5 ** (gap / _ARRIVAL_HALF_LIFE_S)
+            self._arrival_rate += weight * (rows / gap - self._arrival_rate)
+        self._last_arrival = now
+
+    def _predicted_latency(self, rows: int, now: float) -> float:
+        ends = self._inflight.values() if len(self._inflight) >= self.settings.max_inflight else ()
+        return forecast.latency(self.cost, self.settings, self._queued_rows + rows, ends, now)
+
+    def _drain_time(self) -> float:
+        return forecast.drain_time(self.cost, self.settings, self._queued_rows)
+
+    # ---------------------------------------------------------------- dispatch
+
+    def _pump(self) -> None:
+        """Start every batch that should start now; schedule a wake-up if one should wait."""
+        while self._queued_rows and len(self._inflight) < self.settings.max_inflight:
+            now = self._clock()
+            head = self._head(now)
+            if head is None:
+                break
+            rows = self._rows_like(head)
+            if not self._inflight:
+                reason = "idle"
+            elif rows >= self.settings.max_batch_size:
+                reason = "full"
+            else:
+                hold_until, bound = self._hold(head, rows, now)
+                if hold_until is None:
+                    reason = "no_gain"
+                elif hold_until <= now:
+                    reason = bound
+                else:
+                    self._wake_at(hold_until)
+                    return
+            self._start(self._take(head), reason, now)
+        if not self._queued_rows and not self._inflight:
+            self._idle.set()
+
+    def _head(self, now: float) -> Item | None:
+        """The first live item by priority and age; drops cancelled and expired ones."""
+        for priority in sorted(self._queues, key=lambda p: (p == 0, p)):
+            queue = self._queues[priority]
+            while queue:
+                item = queue[0]
+                if item.future.done():
+                    self.stats.cancelled += item.future.cancelled()
+                    self._drop(queue, item)
+                elif item.deadline is not None and item.deadline <= now:
+                    self._reject("deadline")
+                    item.future.set_exception(
+                        DeadlineExceeded("the request's deadline passed while it was queued")
+                    )
+                    self._drop(queue, item)
+                else:
+                    return item
+        return None
+
+    def _drop(self, queue: list[Item], item: Item) -> None:
+        queue.remove(item)
+        self._queued_rows -= item.rows
+
+    def _rows_like(self, head: Item) -> int:
+        queue = self._queues[head.priority]
+        return sum(i.rows for i in queue if i.key == head.key and not i.future.done())
+
+    def _hold(self, head: Item, rows: int, now: float) -> tuple[float | None, str]:
+        """Until when the head may wait for more rows, and which bound that is."""
+        settings = self.settings
+        cap = head.enqueued + settings.max_queue_delay_ms / 1000
+        latest = head.enqueued + settings.slo_ms / 1000
+        if head.deadline is not None:
+            latest = min(latest, head.deadline)
+        latest -= self.cost.cost(settings.max_batch_size)
+        until, bound = (cap, "max_delay") if cap <= latest else (latest, "slo")
+        if until > now and self._arrival_rate * (until - now) < 1:
+            return None, "no_gain"
+        return until, bound
+
+    def _wake_at(self, when: float) -> None:
+        loop = asyncio.get_running_loop()
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = loop.call_later(max(0.0, when - self._clock()), self._pump)
+
+    def _take(self, head: Item) -> list[Item]:
+        queue = self._queues[head.priority]
+        batch, rows = [], 0
+        for item in list(queue):
+            if item.key != head.key or item.future.done():
+                continue
+            if rows + item.rows > self.settings.max_batch_size:
+                break
+            batch.append(item)
+            rows += item.rows
+            self._drop(queue, item)
+        return batch
+
+    def _start(self, batch: list[Item], reason: str, now: float) -> None:
+        rows = sum(item.rows for item in batch)
+        batch_id = self._next_batch
+        self._next_batch += 1
+        self._inflight[batch_id] = now + self.cost.cost(rows)
+        self.stats.batches[reason] += 1
+        self.stats.rows += rows
+        waits = [now - item.enqueued for item in batch]
+        self.stats.queue_s += sum(waits)
+        if self._observer is not None:
+            self._observer.batch_started(reason, rows, waits)
+        inline_max_s = self.settings.inline_max_ms / 1000
+        if (
+            self._run_inline is not None
+            and self.cost.fitted
+            and self.cost.cost(rows) <= inline_max_s
+        ):
+            self._execute_inline(batch, rows, batch_id)
+        else:
+            asyncio.get_running_loop().create_task(self._execute(batch, rows, batch_id))
+
+    def _execute_inline(self, batch: list[Item], rows: int, batch_id: int) -> None:
+        """A batch cheaper than a hop to a worker thread runs right here, on the loop.
+
+        NOTE: handing a batch to a thread and back costs ~0.1 ms on a small machine; a model
+        that computes in less than that (inline_max_ms) is faster run inline, and the time
+        it holds the loop is bounded by the same threshold.
+        """
+        assert self._run_inline is not None
+        try:
+            inputs = {n: np.concatenate([i.inputs[n] for i in batch]) for n in batch[0].inputs}
+            outputs, elapsed = self._run_inline(inputs)
+        except Exception:  # noqa: BLE001 - the threaded path isolates the culprit
+            asyncio.get_running_loop().create_task(self._isolate_and_finish(batch, batch_id))
+            return
+        self._complete(batch, rows, batch_id, outputs, elapsed)
+
+    async def _execute(self, batch: list[Item], rows: int, batch_id: int) -> None:
+        try:
+            inputs = {n: np.concatenate([i.inputs[n] for i in batch]) for n in batch[0].inputs}
+            outputs, elapsed = await self._run(inputs)
+        except MlgateError as exc:
+            if exc.status_code < 500:
+                await self._isolate_and_finish(batch, batch_id)
+                return
+            # A 5xx from the runtime (the engine behind a remote runtime is down or failed)
+            # is not about any request's input: running each alone would only repeat it.
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(exc)
+            self._finish(batch_id)
+            return
+        except Exception:  # noqa: BLE001 - isolate the culprit below, then report per request
+            await self._isolate_and_finish(batch, batch_id)
+            return
+        self._complete(batch, rows, batch_id, outputs, elapsed)
+        self._pump()
+
+    async def _isolate_and_finish(self, batch: list[Item], batch_id: int) -> None:
+        await self._isolate(batch)
+        self._finish(batch_id)
+
+    def _complete(
+        self, batch: list[Item], rows: int, batch_id: int, outputs: Tensors, elapsed: float
+    ) -> None:
+        # NOTE: the slot is freed before any caller is woken: a caller that answers its
+        # client and gets the next request at once must find the runtime idle.
+        self._inflight.pop(batch_id, None)
+        self.cost.observe(rows, elapsed)
+        self.stats.compute_s += elapsed
+        if self._observer is not None:
+            self._observer.batch_done(rows, elapsed)
+        offset = 0
+        for item in batch:
+            if not item.future.done():
+                item.future.set_result(
+                    {n: o[offset : offset + item.rows] for n, o in outputs.items()}
+                )
+            offset += item.rows
+
+    async def _isolate(self, batch: list[Item]) -> None:
+        """Run each request of a failed batch alone: only the ones that fail alone fail."""
+        for item in batch:
+            if item.future.done():
+                continue
+            try:
+                result, _ = await self._run(item.inputs)
+            except Exception as exc:  # noqa: BLE001 - reported to this request only
+                if not item.future.done():
+                    item.future.set_exception(
+                        ModelExecutionFailed(
+                            f"the model failed on this request's input: {_brief(exc)}"
+                        )
+                    )
+            else:
+                if not item.future.done():
+                    item.future.set_result(result)
+
+    def _finish(self, batch_id: int) -> None:
+        self._inflight.pop(batch_id, None)
+        self._pump()
+
+
+def _brief(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:300]}"
