@@ -1,10 +1,10 @@
 """Monitoring's tables, in the registry's database, migrated on first use.
 
-    drift_checks     one row per drift check (check_store.py)
-    retraining_tasks one row per task, with its idempotency key and evidence (tasks.py)
+    drift_checks     one row per drift check (drift/check_store.py)
+    retraining_tasks one row per task, with its idempotency key and evidence (tasks/store.py)
     task_events      every status change of a task, with its reason (append-only)
     feedback         ground truth per (model, request id, row); a new label replaces the
-                     old one (feedback.py)
+                     old one (quality/feedback.py)
     quality_checks   one row per quality evaluation of a version: realised and estimated
                      figures, label coverage and delay, the decision (quality/store.py)
     monitor_policies per-model or per-version overrides of the decision thresholds

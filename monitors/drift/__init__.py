@@ -15,7 +15,7 @@ The public API of the drift engine; pure computation, no I/O. A check runs in th
 3. `render_report` (monitors/drift/report.py) builds Evidently's HTML report for the same
    windows and settings, only when someone asks for it.
 
-Settings are a `DriftConfig`; results a `DriftResult` of `FeatureDrift`s (drift_result.py),
+Settings are a `DriftConfig`; results a `DriftResult` of `FeatureDrift`s (result.py),
 both with `to_json`/`from_json`. Evidently is imported on first use, never at import.
 Timings: load_tests/bench_drift.py and load_tests/results/*-drift.md.
 """

@@ -1,4 +1,4 @@
-"""Writing the answered/refused row counts of one replica: see `log_counts` for the files.
+"""Writing the answered/refused row counts of one replica: see `counts` for the files.
 
 `CountsWriter` is used by the inference log's writer thread only (or `start()`, before it
 runs). Each cycle it copies the log's cumulative totals and appends, per version whose

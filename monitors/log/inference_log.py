@@ -2,7 +2,7 @@
 
 Request path. `record()` runs on the event-loop thread for every request. It asks the
 `Sampler` how many rows to keep and, if any, appends references to the request's arrays
-to its version's `Stage` (`log_batches`: one list per tensor, checked against the stage's
+to its version's `Stage` (`batches`: one list per tensor, checked against the stage's
 row shapes), under a lock the writer holds only to swap the stages out: no copy, no Arrow
 work. Past `max_pending_rows` waiting rows it drops the rows (counted) instead of
 blocking. The arrays are referenced, not copied: the caller must not modify them in place
@@ -13,7 +13,7 @@ event) it takes the stages, builds one Arrow record batch per stage, i.e. per (m
 version) and row shape (columns `ts`, `request_id`, `row`, `latency_s`, `replica`, then
 the tensor columns of `registry.reference.tensor_columns`), appends it to that version's
 open stream segment and fsyncs it; only then are the rows counted as `flushed`. Segments
-rotate to Parquet by size and age; see `log_writer` and `log_segments` for the files.
+rotate to Parquet by size and age; see `writer` and `segments` for the files.
 
 What a kill -9 loses (or a power cut: files and new folder entries are fsynced): only rows
 not yet counted as `flushed`, i.e. those still queued or in the write cycle under way.
@@ -42,13 +42,13 @@ Rows answered and refused. `record` also adds every request's rows to a per-vers
 total before sampling, and `refused` adds the rows of a request refused at validation
 per (version, reason): plain dict updates on the event-loop thread, no lock. The writer
 thread writes what changed each cycle to a small JSON-lines file per version beside the
-segments (`log_counts`: format, crashes, retention); `log_counts.read_counts` sums every
+segments (`counts`: format, crashes, retention); `counts.read_counts` sums every
 replica's. They give the data-quality checks an unsampled refused share. A failure to
 write them loses no row: it is counted in `counts_write_errors`, logged as a warning, and
-what it could not write is written next cycle (`log_counts_writer`).
+what it could not write is written next cycle (`counts_writer`).
 
 Recent ids. After each batch it made durable, the writer notes the batch's client-given
-request ids in a bounded index (`recent_ids`, `monitors.log.recent_ids`), which the feedback
+request ids in a bounded index (`monitors.log.recent_ids`), which the feedback
 endpoint reads to say at once whether a label matches a logged row. Never on the request
 path.
 """

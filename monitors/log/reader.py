@@ -3,7 +3,7 @@
 Reads closed Parquet segments and open stream segments (complete batches only: a reader
 racing the writer sees the batches fsynced so far, never a failure on the one being
 written; a stream converted or a segment expired while we list is read from its Parquet
-or skipped). See `log_segments` for the files.
+or skipped). See `segments` for the files.
 
 Cost. Segments are pruned by their names before any is opened: a segment's rows are no
 older than its start (in the name) and, along one replica's chain, younger than its

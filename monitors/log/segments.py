@@ -1,11 +1,11 @@
 """The inference log's files: segment names, reading complete batches, Parquet conversion.
 
-Layout on disk, shared by the writer (`inference_log`) and the reader (`log_reader`):
+Layout on disk, shared by the writer (`inference_log`) and the reader (`reader`):
 
     <directory>/<model>/<version>/<start>-<replica>-<seq>.arrows    open segment
     <directory>/<model>/<version>/<start>-<replica>-<seq>.parquet   closed segment
     <directory>/<model>/<version>/<start>-<replica>-<seq>.counts.jsonl   rows answered and
-                                                    refused (`log_counts`; not a segment)
+                                                    refused (`counts`; not a segment)
 
 `<start>` is the UTC second of the oldest row of the segment's first batch (e.g.
 `20261123T064200Z`), so it is a lower bound of every `ts` in the segment. `<seq>` grows
@@ -109,7 +109,7 @@ class SegmentName:
 
     @classmethod
     def parse_stem(cls, stem: str) -> SegmentName | None:
-        """`<start>-<replica>-<seq>` (also the stem of `log_counts` files), or None."""
+        """`<start>-<replica>-<seq>` (also the stem of `counts` files), or None."""
         match = _STEM_RE.fullmatch(stem)
         if match is None:
             return None

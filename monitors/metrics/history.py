@@ -3,7 +3,7 @@
 Prometheus keeps the real history; this is what a gateway without one can still show a
 person. Every `sample()` reads `registry.collect()` once (a `Reading`) and turns the
 cumulative counters and histograms into per-interval values, as PromQL would over that
-interval (the arithmetic is in `metric_reading.py`):
+interval (the arithmetic is in `reading.py`):
 
 - rates are deltas over the elapsed time (`rate()`); a reset series (a reloaded version
   starts from 0) counts from zero, never negative.

@@ -1,6 +1,6 @@
 """Stored quality evaluations: one row per evaluation of a version, in the registry's database.
 
-Like the drift checks (`check_store.py`), they live in the database every gateway replica
+Like the drift checks (`drift/check_store.py`), they live in the database every gateway replica
 shares, so that `GET /monitoring/models/{m}/quality` and the gauges answer the same on all
 of them with what one monitor found. A row holds the status and the whole evaluation as
 JSON: the realised and estimated figures over the newest rows, each bucket's figures

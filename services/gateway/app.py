@@ -2,7 +2,7 @@
 
 The registry and the model manager are created when the app starts (the lifespan), so
 building the app reads no database and loads no model; stopping it unloads every model.
-With `settings.grpc_port` set, the lifespan also serves gRPC (`grpc_server.py`) on the
+With `settings.grpc_port` set, the lifespan also serves gRPC (`rpc/server.py`) on the
 same loop and data plane, last to start and first to stop; `app.state.grpc_port` is the
 port it bound (0 asks for a free one), None without gRPC.
 Every error a route raises becomes the `{"error": "..."}` envelope in one place
@@ -68,7 +68,7 @@ def create_app(
     """`metrics_registry`: where the Prometheus collectors go (a fresh one if not given).
     `monitor_settings`: the inference log and drift monitor (`MLGATE_*` if not given); its
     home defaults to the registry's. `worker`: this process's slot when the gateway runs
-    several workers (`workers.py`): /metrics and /dashboard then add up across them."""
+    several workers (`processes/workers.py`): /metrics and /dashboard then add up across them."""
     settings = settings or GatewaySettings()
     metrics = GatewayMetrics(metrics_registry or CollectorRegistry(), slo_s=settings.slo_ms / 1000)
     dashboard = Dashboard(

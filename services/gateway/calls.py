@@ -1,7 +1,7 @@
 """What a transport hands the data plane, and what it gets back: transport-neutral.
 
-REST (`rest`, with `codec` for the OIP JSON and binary bodies) and gRPC (`grpc_service`,
-with `grpc_codec` for Triton's protobuf messages) each translate their wire format into an
+REST (`rest`, with `codec` for the OIP JSON and binary bodies) and gRPC (`rpc.service`,
+with `rpc.codec` for Triton's protobuf messages) each translate their wire format into an
 `InferRequest` and an `InferResult` back, and carry one `Call` per inference through the
 data plane: the model's name as asked, its version label (the routed version, then the one
 that answered), whether admission counted it in flight, and when it arrived. The data

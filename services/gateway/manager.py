@@ -7,10 +7,11 @@ it waits until no request holds it, stops taking new ones, finishes its queue an
 its runtime. A request therefore always reaches a version that is ready, so a promotion
 fails no request.
 
-A version that fails to load is recorded with its reason and left alone for
-`load_retry_s`; it makes only its own model not ready (or, during a swap, leaves the old
-version serving). Explicit loads and unloads (the repository API) take precedence over
-the aliases: an unloaded model stays unloaded until it is loaded again.
+Opening and closing one version is `loading.py`. A version that fails to load is recorded
+with its reason and left alone for `load_retry_s`; it makes only its own model not ready
+(or, during a swap, leaves the old version serving). Explicit loads and unloads (the
+repository API) take precedence over the aliases: an unloaded model stays unloaded until
+it is loaded again.
 """
 
 from __future__ import annotations
@@ -23,17 +24,14 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from monitors.metrics.collectors import GatewayMetrics, ServedView
-from registry.errors import MlgateError, NotServable
-from registry.pytorch_source import load_examples
+from registry.errors import MlgateError
 from registry.store import Registry
 from services.gateway import memory
-from services.gateway.batching.batcher import AdaptiveBatcher
-from services.gateway.deployment import Deployment, parse_overrides
+from services.gateway.deployment import parse_overrides
 from services.gateway.errors import ModelNotLoaded, ModelNotReady
-from services.gateway.runtime_choice import build_runtime
-from services.gateway.served import Served, warm_up
+from services.gateway.loading import close_version, open_version
+from services.gateway.served import Served
 from services.gateway.settings import GatewaySettings
-from services.runtimes.base import Runtime
 
 __all__ = ["ModelManager"]
 
@@ -234,57 +232,24 @@ class ModelManager:
 
     async def _load(self, key: Key, overrides: Mapping[str, Any] | None = None) -> Served | None:
         name, version = key
-        ref = f"{name}:{version}"
         self._loading.add(key)
-        runtime: Runtime | None = None
         try:
-            stored = await asyncio.to_thread(self.registry.serving_config, ref)
-            if overrides:
-                stored = await asyncio.to_thread(
-                    self.registry.set_serving_config, ref, {**stored, **overrides}
-                )
-            record = await asyncio.to_thread(self.registry.get, ref)
-            stamps = await asyncio.to_thread(self.registry.serving_config_stamps, [name])
-            deployment = Deployment.resolve(self.settings, stored)
-            source = record.artifact("source")
-            if source is None:
-                raise NotServable(f"{ref} has no source artifact with example inputs")
-            examples = await asyncio.to_thread(
-                lambda: load_examples(self.registry.open_artifact(source))
+            served = await open_version(
+                self.registry, self.settings, self.metrics, name, version, overrides
             )
-            runtime, kind, digest = await build_runtime(self.registry, record, deployment)
-            await runtime.load()
-            batcher = AdaptiveBatcher(
-                runtime.predict,
-                deployment.batch_settings(),
-                run_inline=runtime.run_inline if runtime.supports_inline else None,
-                observer=self.metrics.for_version(name, version) if self.metrics else None,
-            )
-            await warm_up(runtime, batcher, examples)
         except Exception as exc:  # noqa: BLE001 - any load failure is recorded, never fatal
             reason = str(exc) if isinstance(exc, MlgateError) else f"{type(exc).__name__}: {exc}"
-            log.error("could not load %s: %s", ref, reason)
+            log.error("could not load %s:%s: %s", name, version, reason)
             self._failed[key] = (reason, time.monotonic())
-            if runtime is not None:
-                await runtime.unload()
             return None
         finally:
             self._loading.discard(key)
         self._failed.pop(key, None)
-        served = Served(
-            name,
-            version,
-            kind,
-            record.signature,
-            deployment,
-            runtime,
-            batcher,
-            digest,
-            stamps.get(key),
-        )
         self._served[key] = served  # replaces an older copy of the same version in one step
         self._changed = True
-        log.info("loaded %s (%s, %s)", ref, kind, runtime.info().get("device"))
+        log.info(
+            "loaded %s:%s (%s, %s)", name, version, served.kind, served.runtime.info().get("device")
+        )
         return served
 
     async def _retire(self, served: Served) -> None:
@@ -294,19 +259,7 @@ class ModelManager:
         current = self._served.get(key) is served
         if current and self._routes.get(served.name) == served.version:
             del self._routes[served.name]
-        served.state = "UNLOADING"
-        try:
-            await asyncio.wait_for(served.unused(), self.settings.drain_timeout_s)
-        except TimeoutError:
-            log.warning(
-                "%s:%s still in use after %ss; unloading anyway",
-                *key,
-                self.settings.drain_timeout_s,
-            )
-        served.batcher.close()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(served.batcher.drained(), self.settings.drain_timeout_s)
-        await served.runtime.unload()
+        await close_version(served, self.settings.drain_timeout_s)
         if current:
             self._served.pop(key, None)
         self._changed = self._retired = True

@@ -6,7 +6,7 @@ Everything else runs off it: the log's writer thread, and a loop that every
 drift and data quality, quality from labels and estimates, the decision policy;
 `monitors/loop.py`) and then publishes the latest stored drift check and quality
 evaluation of each served version as gauges. The round itself, like a drift report's
-rendering, runs in the gateway's monitor process (`monitor_process.py`: a child at the
+rendering, runs in the gateway's monitor process (`processes/monitor.py`: a child at the
 lowest CPU priority), never on the serving process's GIL; tasks it opened are announced
 from here. With `drift_monitor=external` the loop only publishes what one `mlgate monitor`
 process stored; with `off` there is no loop.

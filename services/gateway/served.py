@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-import numpy as np
 
 from registry.signature import Signature
 from services.gateway.batching.batcher import AdaptiveBatcher
@@ -16,11 +13,10 @@ from services.gateway.codec import oip_datatype
 from services.gateway.deployment import Deployment
 from services.runtimes.base import Runtime
 
-__all__ = ["PLATFORMS", "Served", "warm_up"]
+__all__ = ["PLATFORMS", "Served"]
 
 # "triton": the batches go to a model on a Triton server (services/runtimes/triton.py).
 PLATFORMS = {"onnx": "onnxruntime_onnx", "torchscript": "pytorch_libtorch", "triton": "triton_grpc"}
-_WARM_UP_RUNS = 3
 
 
 @dataclass(eq=False)
@@ -99,20 +95,3 @@ class Served:
                 "fixed_ms": round(self.batcher.cost.fixed_s * 1000, 6),
             },
         }
-
-
-async def warm_up(
-    runtime: Runtime, batcher: AdaptiveBatcher, examples: Mapping[str, np.ndarray]
-) -> None:
-    """Run the examples at batch 1 and at max_batch_size, seeding the cost model.
-
-    The first run of each size is discarded (it pays for allocations); the rest are the
-    cost model's first observations, so shedding has real numbers from the first request.
-    """
-    limit = batcher.settings.max_batch_size
-    for rows in sorted({1, limit}):
-        batch = {n: np.resize(a, (rows, *a.shape[1:])) for n, a in examples.items()}
-        await runtime.predict(batch)
-        for _ in range(_WARM_UP_RUNS):
-            _, seconds = await runtime.predict(batch)
-            batcher.cost.observe(rows, seconds)

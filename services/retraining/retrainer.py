@@ -18,7 +18,7 @@ For one running task:
    names it at once, whatever happens next;
 5. it is exported to ONNX through the parity gate (a refused artifact fails the task and
    declines the candidate);
-6. it is judged against the serving version (`retrain_judge.py`): paired intervals of the
+6. it is judged against the serving version (`judge.py`): paired intervals of the
    gain on the held-out window rows and on the original evaluation data; promoted (the
    alias moves, audited, and running gateways hot-swap), declined, or left to a person.
 

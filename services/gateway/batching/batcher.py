@@ -22,8 +22,9 @@ the setting; an idle batcher never sheds; a deadline that
 passes in the queue answers 504. Only requests with the same non-batch shapes share a
 batch.
 
-A batch that fails is retried one request at a time, so that one bad input fails only
-its own request. A cancelled request (its client went away) is dropped from the queue.
+Who may join the queue is `admission.py`; running a batch (inline or on the runtime's
+thread, isolating a failure to its culprit) is `execution.py`. A cancelled request (its
+client went away) is dropped from the queue.
 
 NOTE: everything here runs on the event loop thread; only the runtime's own work runs
 elsewhere, so the queue needs no lock. Timers replace polling: a hold schedules one wake-up.
@@ -33,28 +34,24 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import numpy as np
 
-from registry.errors import MlgateError
-from services.gateway.batching import forecast
+from services.gateway.batching.admission import Admission
 from services.gateway.batching.costmodel import CostModel
-from services.gateway.batching.types import BatchObserver, BatchSettings, BatchStats, Item, Tensors
-from services.gateway.errors import (
-    DeadlineExceeded,
-    ModelExecutionFailed,
-    ModelNotReady,
-    Overloaded,
-    PayloadTooLarge,
-    QueueFull,
+from services.gateway.batching.execution import Execution, Run
+from services.gateway.batching.types import (
+    BatchObserver,
+    BatchSettings,
+    BatchStats,
+    Item,
+    Tensors,
 )
+from services.gateway.errors import DeadlineExceeded
 from services.runtimes.base import Prediction
 
 __all__ = ["AdaptiveBatcher", "BatchObserver", "BatchSettings", "BatchStats"]
-
-Run = Callable[[Tensors], Awaitable[Prediction]]
-_ARRIVAL_HALF_LIFE_S = 0.5
 
 
 class AdaptiveBatcher:
@@ -67,21 +64,27 @@ class AdaptiveBatcher:
         observer: BatchObserver | None = None,
         run_inline: Callable[[Tensors], Prediction] | None = None,
     ) -> None:
-        self._run = run
-        self._run_inline = run_inline
         self.settings = settings
         self._clock = clock
         self._observer = observer
         self.cost = CostModel()
         self.stats = BatchStats()
+        self.admission = Admission(settings, self.cost, self.stats, observer, clock)
+        self.execution = Execution(
+            run,
+            run_inline,
+            settings,
+            self.cost,
+            self.stats,
+            observer,
+            free=self._free,
+            pump=self._pump,
+        )
         self._queues: dict[int, list[Item]] = {}
         self._queued_rows = 0
         self._inflight: dict[int, float] = {}  # batch id → expected end
         self._next_batch = 0
         self._timer: asyncio.TimerHandle | None = None
-        self._arrival_rate = 0.0  # rows per second, exponentially smoothed
-        self._last_arrival: float | None = None
-        self._closed = False
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -95,7 +98,7 @@ class AdaptiveBatcher:
 
     def quiet_for(self) -> float:
         """Seconds since the last request arrived (infinite if none ever did)."""
-        last = self._last_arrival
+        last = self.admission.last_arrival
         return float("inf") if last is None else self._clock() - last
 
     async def submit(
@@ -109,7 +112,7 @@ class AdaptiveBatcher:
         """Queue one request (any number of rows); returns its outputs. `spent_s`: of the
         SLO, what the request has spent (or will) outside the batcher."""
         rows = len(next(iter(inputs.values())))
-        self._admit(rows, deadline, spent_s)
+        self.admission.admit(rows, deadline, spent_s, self._queued_rows, self._inflight.values())
         loop = asyncio.get_running_loop()
         key = tuple((name, array.shape[1:]) for name, array in inputs.items())
         limit = self.settings.max_batch_size
@@ -144,67 +147,10 @@ class AdaptiveBatcher:
 
     def close(self) -> None:
         """Refuse new requests; queued and running ones still finish (see `drained`)."""
-        self._closed = True
+        self.admission.closed = True
 
     async def drained(self) -> None:
         await self._idle.wait()
-
-    # ---------------------------------------------------------------- admission
-
-    def _admit(self, rows: int, deadline: float | None, spent_s: float) -> None:
-        now = self._clock()
-        if self._closed:
-            raise ModelNotReady("this model version is being unloaded; retry")
-        impossible = forecast.impossible(self.settings, rows)
-        if impossible is not None:
-            raise PayloadTooLarge(impossible)
-        if deadline is not None and deadline <= now:
-            self._reject("deadline")
-            raise DeadlineExceeded("the request's deadline had passed before it was queued")
-        if self._queued_rows + rows > self.settings.max_queue:
-            self._reject("queue_full")
-            raise QueueFull(
-                f"the queue holds {self._queued_rows} rows (max_queue "
-                f"{self.settings.max_queue}); this request has {rows}",
-                retry_after_s=self._drain_time(),
-            )
-        self._note_arrival(rows, now)
-        predicted = spent_s
-        if self.cost.fitted and (self._queued_rows or self._inflight):
-            # NOTE: with nothing queued or running, only the time already spent counts:
-            # nothing is ahead of this request, and running it is what corrects a cost
-            # model misled by a stalled batch (else a model predicting every request late
-            # would refuse every request for good).
-            predicted += self._predicted_latency(rows, now)
-        budget = self.settings.slo_ms / 1000
-        if deadline is not None:
-            budget = min(budget, deadline - now + spent_s)
-        if predicted > budget:
-            self._reject("shed")
-            raise Overloaded(
-                f"shed: predicted latency {predicted * 1000:.1f} ms exceeds the "
-                f"{budget * 1000:.1f} ms budget (slo_ms or the request's timeout); retry later",
-                retry_after_s=self._drain_time(),
-            )
-
-    def _reject(self, reason: str) -> None:
-        self.stats.rejected[reason] += 1
-        if self._observer is not None:
-            self._observer.rejected(reason)
-
-    def _note_arrival(self, rows: int, now: float) -> None:
-        if self._last_arrival is not None:
-            gap = max(now - self._last_arrival, 1e-6)
-            weight = 1 - 0.5 ** (gap / _ARRIVAL_HALF_LIFE_S)
-            self._arrival_rate += weight * (rows / gap - self._arrival_rate)
-        self._last_arrival = now
-
-    def _predicted_latency(self, rows: int, now: float) -> float:
-        ends = self._inflight.values() if len(self._inflight) >= self.settings.max_inflight else ()
-        return forecast.latency(self.cost, self.settings, self._queued_rows + rows, ends, now)
-
-    def _drain_time(self) -> float:
-        return forecast.drain_time(self.cost, self.settings, self._queued_rows)
 
     # ---------------------------------------------------------------- dispatch
 
@@ -243,7 +189,7 @@ class AdaptiveBatcher:
                     self.stats.cancelled += item.future.cancelled()
                     self._drop(queue, item)
                 elif item.deadline is not None and item.deadline <= now:
-                    self._reject("deadline")
+                    self.admission.reject("deadline")
                     item.future.set_exception(
                         DeadlineExceeded("the request's deadline passed while it was queued")
                     )
@@ -269,7 +215,7 @@ class AdaptiveBatcher:
             latest = min(latest, head.deadline)
         latest -= self.cost.cost(settings.max_batch_size)
         until, bound = (cap, "max_delay") if cap <= latest else (latest, "slo")
-        if until > now and self._arrival_rate * (until - now) < 1:
+        if until > now and self.admission.arrival_rate * (until - now) < 1:
             return None, "no_gain"
         return until, bound
 
@@ -303,98 +249,7 @@ class AdaptiveBatcher:
         self.stats.queue_s += sum(waits)
         if self._observer is not None:
             self._observer.batch_started(reason, rows, waits)
-        inline_max_s = self.settings.inline_max_ms / 1000
-        if (
-            self._run_inline is not None
-            and self.cost.fitted
-            and self.cost.cost(rows) <= inline_max_s
-        ):
-            self._execute_inline(batch, rows, batch_id)
-        else:
-            asyncio.get_running_loop().create_task(self._execute(batch, rows, batch_id))
+        self.execution.start(batch, rows, batch_id)
 
-    def _execute_inline(self, batch: list[Item], rows: int, batch_id: int) -> None:
-        """A batch cheaper than a hop to a worker thread runs right here, on the loop.
-
-        NOTE: handing a batch to a thread and back costs ~0.1 ms on a small machine; a model
-        that computes in less than that (inline_max_ms) is faster run inline, and the time
-        it holds the loop is bounded by the same threshold.
-        """
-        assert self._run_inline is not None
-        try:
-            inputs = {n: np.concatenate([i.inputs[n] for i in batch]) for n in batch[0].inputs}
-            outputs, elapsed = self._run_inline(inputs)
-        except Exception:  # noqa: BLE001 - the threaded path isolates the culprit
-            asyncio.get_running_loop().create_task(self._isolate_and_finish(batch, batch_id))
-            return
-        self._complete(batch, rows, batch_id, outputs, elapsed)
-
-    async def _execute(self, batch: list[Item], rows: int, batch_id: int) -> None:
-        try:
-            inputs = {n: np.concatenate([i.inputs[n] for i in batch]) for n in batch[0].inputs}
-            outputs, elapsed = await self._run(inputs)
-        except MlgateError as exc:
-            if exc.status_code < 500:
-                await self._isolate_and_finish(batch, batch_id)
-                return
-            # A 5xx from the runtime (the engine behind a remote runtime is down or failed)
-            # is not about any request's input: running each alone would only repeat it.
-            for item in batch:
-                if not item.future.done():
-                    item.future.set_exception(exc)
-            self._finish(batch_id)
-            return
-        except Exception:  # noqa: BLE001 - isolate the culprit below, then report per request
-            await self._isolate_and_finish(batch, batch_id)
-            return
-        self._complete(batch, rows, batch_id, outputs, elapsed)
-        self._pump()
-
-    async def _isolate_and_finish(self, batch: list[Item], batch_id: int) -> None:
-        await self._isolate(batch)
-        self._finish(batch_id)
-
-    def _complete(
-        self, batch: list[Item], rows: int, batch_id: int, outputs: Tensors, elapsed: float
-    ) -> None:
-        # NOTE: the slot is freed before any caller is woken: a caller that answers its
-        # client and gets the next request at once must find the runtime idle.
+    def _free(self, batch_id: int) -> None:
         self._inflight.pop(batch_id, None)
-        self.cost.observe(rows, elapsed)
-        self.stats.compute_s += elapsed
-        if self._observer is not None:
-            self._observer.batch_done(rows, elapsed)
-        offset = 0
-        for item in batch:
-            if not item.future.done():
-                item.future.set_result(
-                    {n: o[offset : offset + item.rows] for n, o in outputs.items()}
-                )
-            offset += item.rows
-
-    async def _isolate(self, batch: list[Item]) -> None:
-        """Run each request of a failed batch alone: only the ones that fail alone fail."""
-        for item in batch:
-            if item.future.done():
-                continue
-            try:
-                result, _ = await self._run(item.inputs)
-            except Exception as exc:  # noqa: BLE001 - reported to this request only
-                if not item.future.done():
-                    item.future.set_exception(
-                        ModelExecutionFailed(
-                            f"the model failed on this request's input: {_brief(exc)}"
-                        )
-                    )
-            else:
-                if not item.future.done():
-                    item.future.set_result(result)
-
-    def _finish(self, batch_id: int) -> None:
-        self._inflight.pop(batch_id, None)
-        self._pump()
-
-
-def _brief(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text[:300]}"

@@ -1,7 +1,7 @@
 """The control plane's paths: monitoring, feedback, retraining tasks, the Alertmanager
 webhook, the dashboard, and this document with its page.
 
-`monitoring_routes`, `feedback_routes`, `task_routes`, `alert_routes`, `Dashboard.routes`
+`routes.monitoring`, `routes.feedback`, `routes.tasks`, `routes.alerts`, `Dashboard.routes`
 and `openapi.routes`; test_openapi.py checks the paths and methods against the router.
 """
 

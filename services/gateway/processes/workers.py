@@ -15,7 +15,7 @@ by the kernel when the process dies, so a replacement takes the slot of the work
 replaces). Slot 0 runs the monitoring rounds and the in-process retrainer; the others only
 publish what it stored (`drift_monitor=external`). A worker's log replica is
 `<replica>-w<slot>`, so a restarted worker appends to its predecessor's segments' series.
-`/metrics` adds up across workers (`worker_metrics.py`).
+`/metrics` adds up across workers (`metrics.py`).
 
 Threads are planned so that workers × onnxruntime threads per batch do not exceed the
 cores: `MLGATE_INTRA_OP_THREADS` is capped at cores // workers, and the default

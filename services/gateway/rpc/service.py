@@ -1,7 +1,7 @@
 """The Open Inference Protocol over gRPC: Triton's `inference.GRPCInferenceService`.
 
 Like the REST routes, each RPC translates its message into one data-plane call and back
-(`grpc_codec.py` holds the message formats). Errors leave through one place, `_refuse`:
+(`codec.py` holds the message formats). Errors leave through one place, `_refuse`:
 the same `error_body` as REST's envelope, its HTTP status turned into a gRPC code by
 `errors.GRPC_STATUS`, the same message as `details`. Inference is counted and timed in
 `mlgate_requests_total` / `mlgate_request_duration_seconds` with `protocol="grpc"` and the

@@ -247,13 +247,13 @@ async def overflow(gateway: Gateway) -> Any:
 def hold(batcher: Any) -> asyncio.Event:
     """Make the batcher's runtime wait for the returned event before each batch."""
     gate = asyncio.Event()
-    run = batcher._run
+    run = batcher.execution.run
 
     async def held(inputs: dict[str, np.ndarray]) -> Any:
         await gate.wait()
         return await run(inputs)
 
-    batcher._run, batcher._run_inline = held, None
+    batcher.execution.run, batcher.execution.run_inline = held, None
     return gate
 
 

@@ -305,7 +305,7 @@ def held(
     clock = FakeClock()
     batcher = AdaptiveBatcher(Runtime(), settings, clock=clock)
     cost(batcher.cost)
-    batcher._arrival_rate = rate
+    batcher.admission.arrival_rate = rate
     item = type("Head", (), {"enqueued": 100.0, "deadline": None})()
     return batcher._hold(item, 1, clock.now)
 
