@@ -9,7 +9,7 @@ on 1k, 10k and 100k rows of a binary, a 3-class and a regression model's outputs
 Outputs are synthetic: labels from a known model, probabilities a little overconfident so
 that calibration is applied. Each figure is the median of `--runs` runs after one
 discarded warm-up run, in one process, with BLAS limited to `--blas-threads` threads (1,
-as monitors/drift/monitor.py runs its checks: on a busy machine OpenBLAS's spinning threads
+as monitors/monitor.py runs its checks: on a busy machine OpenBLAS's spinning threads
 made the small matrix products here several times slower). `--quick` runs 1k and 10k once and writes
 `<date>-quality-quick.*`. Results go to load_tests/results/<date>-quality.{md,json}.
 A benchmark, not a test: it asserts nothing.

@@ -23,9 +23,9 @@ import onnxruntime as ort
 
 from load_tests.bench_ab import model_parser
 from load_tests.bench_peers import MODELS, prepare
-from monitors.drift.monitor import preload
 from monitors.log.inference_log import InferenceLog
 from monitors.loop import Monitor
+from monitors.monitor import preload
 from monitors.settings import MonitorSettings
 from registry import Registry
 from services.gateway.monitoring import log_settings

@@ -24,13 +24,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from monitors.drift.check_store import DriftCheck
-from monitors.drift.monitor import DriftMonitor, task_store
+from monitors.monitor import DriftMonitor
 from monitors.quality.monitor import QualityMonitor, QualitySettings
 from monitors.quality.policy import Decision, DecisionPolicy
 from monitors.quality.policy_store import Limits, PolicyStore, effective_limits
 from monitors.quality.store import QualityCheck, QualityStore
 from monitors.settings import MonitorSettings
-from monitors.tasks.store import OpenOutcome, TaskStore
+from monitors.tasks.store import OpenOutcome, TaskStore, task_store
 from registry.store import Registry
 
 __all__ = ["Monitor", "Round", "quality_settings"]

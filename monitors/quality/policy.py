@@ -37,10 +37,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from monitors.drift.alert_policy import AlertPolicy
 from monitors.drift.check_store import DriftCheck
 from monitors.drift.result import DriftResult
 from monitors.quality.store import QualityCheck
-from monitors.tasks.alert_policy import AlertPolicy
 from registry.quality.importance import Importance
 
 __all__ = ["Decision", "DecisionPolicy", "PolicyLimits", "drift_impact"]

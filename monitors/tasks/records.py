@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from monitors.schema import TaskRow
 
-__all__ = ["Task", "TaskEvent", "task_from_row", "task_key"]
+__all__ = [
+    "ACTIVE",
+    "PERSON_ONLY",
+    "STATUSES",
+    "OpenOutcome",
+    "Task",
+    "TaskEvent",
+    "task_from_row",
+    "task_key",
+    "task_summary",
+]
+
+STATUSES = ("open", "running", "candidate", "needs-trainer", "promoted", "rejected", "failed")
+ACTIVE = ("open", "running", "candidate", "needs-trainer")
+PERSON_ONLY = ("data_quality",)
+"""Reasons a retraining worker never claims: a person reviews them."""
 
 
 def task_key(model: str, version: int, reason: str, window_start: datetime | str | None) -> str:
@@ -106,3 +122,22 @@ def task_from_row(row: TaskRow, events: tuple[TaskEvent, ...] = ()) -> Task:
         error=row.error,
         events=events,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class OpenOutcome:
+    """What opening did: `created` a task, updated an active `duplicate`, or was `refused`."""
+
+    action: str
+    task: Task | None
+    why: str
+
+
+def task_summary(reason: str, evidence: Mapping[str, Any]) -> str:
+    """The one line a task shows: its reason, and the evidence's summary or drift share."""
+    if isinstance(evidence.get("summary"), str):
+        return f"{reason}: {evidence['summary']}"
+    share = evidence.get("drift_share")
+    if isinstance(share, int | float):
+        return f"{reason}: drift share {share:.2f}"
+    return reason

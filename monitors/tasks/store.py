@@ -33,18 +33,31 @@ and not on everything ever logged.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from monitors.schema import TaskEventRow, TaskRow, ensure_tables
-from monitors.tasks.records import Task, TaskEvent, task_from_row, task_key
+from monitors.tasks.records import (
+    ACTIVE,
+    PERSON_ONLY,
+    STATUSES,
+    OpenOutcome,
+    Task,
+    TaskEvent,
+    task_from_row,
+    task_key,
+    task_summary,
+)
 from registry.db import Database
 from registry.errors import BadRequest, Conflict, NotFound
+
+if TYPE_CHECKING:
+    from monitors.settings import MonitorSettings
+    from registry.store import Registry
 
 __all__ = [
     "ACTIVE",
@@ -54,12 +67,9 @@ __all__ = [
     "Task",
     "TaskStore",
     "task_key",
+    "task_store",
 ]
 
-STATUSES = ("open", "running", "candidate", "needs-trainer", "promoted", "rejected", "failed")
-ACTIVE = ("open", "running", "candidate", "needs-trainer")
-PERSON_ONLY = ("data_quality",)
-"""Reasons a retraining worker never claims: a person reviews them."""
 _MOVES = {
     "open": {"running", "rejected"},
     "running": {"candidate", "failed", "open", "needs-trainer"},
@@ -67,15 +77,6 @@ _MOVES = {
     "needs-trainer": {"running", "rejected"},
 }
 _CLAIM_SCAN = 50
-
-
-@dataclass(frozen=True, slots=True)
-class OpenOutcome:
-    """What opening did: `created` a task, updated an active `duplicate`, or was `refused`."""
-
-    action: str
-    task: Task | None
-    why: str
 
 
 class TaskStore:
@@ -219,7 +220,7 @@ class TaskStore:
                 at=now,
                 from_status=None,
                 to_status="open",
-                reason=_summary(reason, evidence),
+                reason=task_summary(reason, evidence),
                 actor=actor,
             )
         )
@@ -389,10 +390,11 @@ def _due(row: TaskRow, now: datetime) -> bool:
     return retry is None or datetime.fromisoformat(retry) <= now
 
 
-def _summary(reason: str, evidence: Mapping[str, Any]) -> str:
-    if isinstance(evidence.get("summary"), str):
-        return f"{reason}: {evidence['summary']}"
-    share = evidence.get("drift_share")
-    if isinstance(share, int | float):
-        return f"{reason}: drift share {share:.2f}"
-    return reason
+def task_store(registry: Registry, settings: MonitorSettings) -> TaskStore:
+    """The task store with the cooldown and minimum rows from the settings."""
+    return TaskStore(
+        registry.db,
+        cooldown_s=settings.task_cooldown_s,
+        min_rows=settings.task_min_rows,
+        default_window_s=settings.task_default_window_s,
+    )

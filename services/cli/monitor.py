@@ -14,7 +14,7 @@ __all__ = ["drift", "monitor"]
 
 
 def _monitor(state: Any, registry: Any) -> Any:
-    from monitors.drift.monitor import DriftMonitor
+    from monitors.monitor import DriftMonitor
 
     return DriftMonitor(registry, state.monitor_settings(registry))
 

@@ -21,7 +21,7 @@ app.add_typer(tasks_app, name="tasks")
 
 
 def _store(state: Any) -> tuple[Any, Any]:
-    from monitors.drift.monitor import task_store
+    from monitors.tasks.store import task_store
 
     registry = state.registry()
     return registry, task_store(registry, state.monitor_settings(registry))

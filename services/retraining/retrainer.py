@@ -40,13 +40,12 @@ from typing import Any
 
 import numpy as np
 
-from monitors.drift.monitor import task_store
 from monitors.quality.feedback import FeedbackStore
 from monitors.quality.labelled_window import labelled_window
 from monitors.quality.policy_store import PolicyStore, effective_limits
 from monitors.settings import MonitorSettings
 from monitors.tasks.records import Task
-from monitors.tasks.store import TaskStore
+from monitors.tasks.store import TaskStore, task_store
 from registry.errors import MlgateError
 from registry.quality.profile import Evaluation, read_evaluation
 from registry.records import ModelVersion

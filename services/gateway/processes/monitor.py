@@ -160,8 +160,8 @@ def _child(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s [monitor]: %(message)s"
     )
-    from monitors.drift.monitor import preload
     from monitors.loop import Monitor
+    from monitors.monitor import preload
     from registry.store import Registry
 
     registry = Registry(settings=registry_settings)

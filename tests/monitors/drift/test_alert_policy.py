@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from monitors.drift.alert_policy import AlertPolicy
 from monitors.drift.check_store import DriftCheck
-from monitors.tasks.alert_policy import AlertPolicy
 
 START = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 

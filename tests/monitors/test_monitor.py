@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 import torch
 
-from monitors.drift.monitor import DriftMonitor
 from monitors.log.inference_log import InferenceLog, LogSettings
 from monitors.loop import Monitor
+from monitors.monitor import DriftMonitor
 from monitors.settings import MonitorSettings
 from registry import Registry
 from registry.errors import NotFound

@@ -42,7 +42,6 @@ from monitors.quality.data_quality import check_window
 from monitors.quality.data_result import DataQualityThresholds
 from monitors.quality.policy_store import effective_limits
 from monitors.settings import MonitorSettings
-from monitors.tasks.store import TaskStore
 from registry.errors import NotFound
 from registry.reference import REFERENCE_FILE, read_reference
 from registry.store import Registry
@@ -50,7 +49,7 @@ from registry.store import Registry
 if TYPE_CHECKING:  # pandas is imported where a function needs it, not by the gateway
     import pandas as pd
 
-__all__ = ["DriftMonitor", "preload", "task_store"]
+__all__ = ["DriftMonitor", "preload"]
 
 log = logging.getLogger("mlgate.monitors")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -254,16 +253,6 @@ class DriftMonitor:
 def _window_rng(start: datetime, end: datetime) -> np.random.Generator:
     seed = hashlib.sha256(f"{start.isoformat()}|{end.isoformat()}".encode()).digest()
     return np.random.default_rng(int.from_bytes(seed[:8], "big"))
-
-
-def task_store(registry: Registry, settings: MonitorSettings) -> TaskStore:
-    """The task store with the cooldown and minimum rows from the settings."""
-    return TaskStore(
-        registry.db,
-        cooldown_s=settings.task_cooldown_s,
-        min_rows=settings.task_min_rows,
-        default_window_s=settings.task_default_window_s,
-    )
 
 
 def preload() -> None:
