@@ -20,7 +20,7 @@ def _worker_env(state: Any, settings: GatewaySettings, workers: int) -> dict[str
     """What each worker process must read from its environment to match this command."""
     import os
 
-    from services.gateway.processes.workers import plan_inflight, plan_threads
+    from services.gateway.workers import plan_inflight, plan_threads
 
     threads = plan_threads(workers, settings.intra_op_threads)
     env = {
@@ -159,8 +159,8 @@ def serve(
 ) -> None:
     """Serve the aliased versions over the Open Inference Protocol (HTTP and gRPC), with
     batching."""
-    from services.gateway.processes.workers import cores, run_workers
     from services.gateway.settings import GatewaySettings
+    from services.gateway.workers import cores, run_workers
 
     overrides: dict[str, Any] = {"host": host, "port": port, "serve_aliases": alias or None}
     given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}

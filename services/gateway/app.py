@@ -68,7 +68,7 @@ def create_app(
     """`metrics_registry`: where the Prometheus collectors go (a fresh one if not given).
     `monitor_settings`: the inference log and drift monitor (`MLGATE_*` if not given); its
     home defaults to the registry's. `worker`: this process's slot when the gateway runs
-    several workers (`processes/workers.py`): /metrics and /dashboard then add up across them."""
+    several workers (`workers.py`): /metrics and /dashboard then add up across them."""
     settings = settings or GatewaySettings()
     metrics = GatewayMetrics(metrics_registry or CollectorRegistry(), slo_s=settings.slo_ms / 1000)
     dashboard = Dashboard(

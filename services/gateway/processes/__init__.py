@@ -1,2 +1,3 @@
-"""The gateway's processes: N workers on one port (`workers`, each knowing its `slots`),
-`/metrics` summed across them (`metrics`), and the monitoring child (`monitor`)."""
+"""What one gateway process needs to live beside others: which worker it is (`slots`),
+`/metrics` summed across the workers (`metrics`), and its monitoring child (`monitor`).
+The supervisor that starts the workers, above the app, is `services.gateway.workers`."""

@@ -100,7 +100,7 @@ def run_workers(workers: int, *, host: str, port: int, env: dict[str, str], log_
     os.environ.update(env)
     os.environ.update({FOLDER_ENV: str(folder), WORKERS_ENV: str(workers)})
     config = uvicorn.Config(
-        "services.gateway.processes.workers:create_worker_app",
+        "services.gateway.workers:create_worker_app",
         factory=True,
         workers=workers,
         host=host,

@@ -24,7 +24,7 @@ from monitors.settings import MonitorSettings
 from registry import Registry
 from services.demo.traffic import free_port
 from services.gateway.processes.slots import claim_slot
-from services.gateway.processes.workers import plan_inflight, plan_threads
+from services.gateway.workers import plan_inflight, plan_threads
 
 WORKERS = 2
 BODY = {"inputs": [{"name": "x", "shape": [1, 6], "datatype": "FP32", "data": [0.5] * 6}]}
