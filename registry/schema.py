@@ -2,7 +2,8 @@
 
 models ─┬─ versions ─┬─ artifacts        (source weights, reference data, exports)
         │            ├─ datasets         (lineage: what each version was trained on)
-        │            └─ serving_configs  (how the gateway serves it: batching, runtime)
+        │            ├─ serving_configs  (how the gateway serves it: batching, runtime)
+        │            └─ batch_runs       (files scored with it: digests, counts, time)
         ├─ aliases                       (alias → exactly one version)
         └─ alias_events                  (append-only audit log of alias moves)
 """
@@ -23,6 +24,7 @@ __all__ = [
     "AliasRow",
     "ArtifactRow",
     "Base",
+    "BatchRunRow",
     "DatasetRow",
     "MetaRow",
     "ModelRow",
@@ -165,3 +167,30 @@ class ServingConfigRow(Base):
     config: Mapped[dict[str, Any]]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_by: Mapped[str] = mapped_column(String(256))
+
+
+class BatchRunRow(Base):
+    """One file scored with one version (`mlgate predict`): what went in, what came out."""
+
+    __tablename__ = "batch_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"), index=True)
+    # "succeeded", or "failed" (with `error`): a failed run wrote no output.
+    status: Mapped[str] = mapped_column(String(16))
+    # Where it ran: "local" (in the command's process) or the gateway's URL.
+    runner: Mapped[str] = mapped_column(String(512))
+    input_uri: Mapped[str] = mapped_column(Text)
+    input_digest: Mapped[str] = mapped_column(String(64), index=True)
+    output_uri: Mapped[str | None] = mapped_column(Text)
+    output_digest: Mapped[str | None] = mapped_column(String(64))
+    rejects_uri: Mapped[str | None] = mapped_column(Text)
+    rejects_digest: Mapped[str | None] = mapped_column(String(64))
+    rows: Mapped[int] = mapped_column(Integer)
+    scored: Mapped[int] = mapped_column(Integer)
+    rejected: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    seconds: Mapped[float]
+    actor: Mapped[str] = mapped_column(String(256))
+    error: Mapped[str | None] = mapped_column(Text)
+    # The run's settings and runtime: chunk rows, batch size, artifact kind and digest.
+    details: Mapped[dict[str, Any]]

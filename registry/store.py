@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from registry.aliases import alias_events, move_alias
 from registry.artifacts import ArtifactStore
+from registry.batch_runs import BatchRun, BatchRunInput, add_batch_run, batch_runs
 from registry.db import Database
 from registry.errors import ArtifactNotFound, BadRequest, Conflict, NotServable
 from registry.lineage import Dataset
@@ -370,6 +371,17 @@ class Registry:
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
         with self.db.read() as session:
             return alias_events(session, name, alias)
+
+    def record_batch_run(self, ref: str | ModelRef, run: BatchRunInput) -> BatchRun:
+        """Add the record of a file scored with this version (see batch_runs.py)."""
+        with self.db.write() as session:
+            return add_batch_run(session, as_ref(ref), run, self.actor())
+
+    def batch_runs(
+        self, name: str | None = None, *, digest: str | None = None, limit: int = 50
+    ) -> list[BatchRun]:
+        with self.db.read() as session:
+            return batch_runs(session, name, digest=digest, limit=limit)
 
     def actor(self) -> str:
         if self.settings.user:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import gc
 
-from services.cli import deploy, monitor, quality, registry, retrain, serve, tasks
+from services.cli import deploy, monitor, predict, quality, registry, retrain, serve, tasks
 from services.cli.common import app
 
 __all__ = ["app", "main"]
 
 # Importing the command modules registers their commands on `app`.
-_COMMANDS = (deploy, monitor, quality, registry, retrain, serve, tasks)
+_COMMANDS = (deploy, monitor, predict, quality, registry, retrain, serve, tasks)
 
 
 def main() -> None:

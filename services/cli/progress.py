@@ -1,6 +1,6 @@
 """Progress on stderr for the long commands: `mlgate retrain` (a task's stages, its epochs as
-a bar with the trainer's reported loss) and each `mlgate monitor` cycle (the versions
-checked).
+a bar with the trainer's reported loss), each `mlgate monitor` cycle (the versions
+checked) and `mlgate predict` (the share of the file done, rows and rows per second).
 
 Only in a terminal (rich's `Console.is_terminal`): piped, in CI, in tests and with `--json`
 nothing is written. The display is transient (gone when the task or cycle ends, leaving the
@@ -10,6 +10,7 @@ timer, so each stage and epoch is drawn even when it lasts less than a refresh.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
@@ -27,7 +28,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-__all__ = ["STAGES", "RetrainDisplay", "monitor_cycle"]
+__all__ = ["STAGES", "RetrainDisplay", "ScoreDisplay", "monitor_cycle"]
 
 STAGES = {
     "claim": "claimed",
@@ -146,3 +147,39 @@ def monitor_cycle(checker: Any, console: Console) -> list[Any]:
         bar.update(row, completed=len(targets), count=f"{len(targets)}/{len(targets)} versions")
         bar.refresh()
     return done
+
+
+class ScoreDisplay:
+    """A bar for `mlgate predict`, called with (rows read, share of the file done) after each
+    chunk. Inert unless `console` is a terminal."""
+
+    def __init__(self, console: Console, title: str, *, enabled: bool = True) -> None:
+        self._bar: Progress | None = None
+        self._row: TaskID | None = None
+        if enabled and console.is_terminal:
+            self._bar = _progress(console)
+            self._row = self._bar.add_task(title, total=1.0, count="", figures="")
+        self._started = time.perf_counter()
+
+    def __enter__(self) -> ScoreDisplay:
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(
+        self,
+        _type: type[BaseException] | None,
+        _error: BaseException | None,
+        _traceback: TracebackType | None,
+    ) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def __call__(self, rows: int, share: float) -> None:
+        if self._bar is None or self._row is None:
+            return
+        rate = rows / max(time.perf_counter() - self._started, 1e-9)
+        self._bar.update(
+            self._row, completed=share, count=f"{rows:,} rows", figures=f"{rate:,.0f} rows/s"
+        )
+        self._bar.refresh()
