@@ -6,6 +6,8 @@ The rules follow the signature the version was registered with, as serving does:
 - an input with feature names (a tabular `[-1, k]` input) reads one numeric column per
   feature, in the signature's order, whatever the file's column order;
 - an input with one value per row (`[-1]` or `[-1, 1]`) reads the column of its name;
+- a vector input (`[-1, k]`) without names reads `NAME_0` … `NAME_k-1` when the file has
+  them (as `mlgate predict` writes a vector output), else the column of its name;
 - any other fixed-shape input reads the column of its name holding a list per row, nested
   or flat, with as many values as one row of the input holds (Parquet).
 
@@ -71,84 +73,104 @@ class ColumnPlan:
         return list(dict.fromkeys(c for s in self.sources for c in s.columns))
 
     def prepare(self, batch: pa.RecordBatch) -> Prepared:
-        rows = batch.num_rows
-        reasons: list[str | None] = [None] * rows
+        refusals = _Refusals(batch.num_rows)
         arrays: dict[str, np.ndarray] = {}
         for source in self.sources:
             if source.listed:
-                values = self._listed(batch, source, reasons)
+                values = self._listed(batch, source, refusals)
             else:
-                parts = [self._scalar(batch, name, source.spec, reasons) for name in source.columns]
+                parts = [self._scalar(batch, c, source.spec, refusals) for c in source.columns]
                 values = np.stack(parts, axis=1) if len(parts) > 1 else parts[0]
             arrays[source.spec.name] = values
-        good = np.fromiter((r is None for r in reasons), dtype=bool, count=rows)
-        good_rows = np.flatnonzero(good)
+        good = np.flatnonzero(~refusals.mask)
+        everything = len(good) == batch.num_rows
         tensors = {}
         for source in self.sources:
-            values = arrays[source.spec.name][good_rows]
-            shape = (len(good_rows), *source.row_shape)
-            tensors[source.spec.name] = values.reshape(shape).astype(source.spec.dtype)
-        bad = np.flatnonzero(~good)
-        return Prepared(tensors, good_rows, bad, [str(reasons[i]) for i in bad])
+            values = arrays[source.spec.name] if everything else arrays[source.spec.name][good]
+            shape = (len(good), *source.row_shape)
+            tensors[source.spec.name] = values.reshape(shape).astype(source.spec.dtype, copy=False)
+        bad = np.flatnonzero(refusals.mask)
+        return Prepared(tensors, good, bad, [refusals.why[i] for i in bad.tolist()])
 
     def _scalar(
-        self, batch: pa.RecordBatch, name: str, spec: TensorSpec, reasons: list[str | None]
+        self, batch: pa.RecordBatch, name: str, spec: TensorSpec, refusals: _Refusals
     ) -> np.ndarray:
         column = batch.column(name)
         if column.null_count:
-            _reject(reasons, column.is_null().to_numpy(zero_copy_only=False), f"{name}: empty")
+            refusals.add(column.is_null().to_numpy(zero_copy_only=False), f"{name}: empty")
             column = column.fill_null(0)
-        values = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
-        self._check_values(values, name, spec, reasons)
+        values = np.asarray(column.to_numpy(zero_copy_only=False))
+        self._check_values(values, name, spec, refusals)
         return values
 
-    def _listed(
-        self, batch: pa.RecordBatch, source: _Source, reasons: list[str | None]
-    ) -> np.ndarray:
+    def _listed(self, batch: pa.RecordBatch, source: _Source, refusals: _Refusals) -> np.ndarray:
         name, size = source.columns[0], math.prod(source.row_shape)
         column = batch.column(name)
         if column.null_count:
-            _reject(reasons, column.is_null().to_numpy(zero_copy_only=False), f"{name}: empty")
-        owners, leaves = _leaves(column)
-        counts = np.bincount(owners, minlength=batch.num_rows)
-        wrong = counts != size
-        for i in np.flatnonzero(wrong):
-            if reasons[i] is None:
-                reasons[i] = f"{name}: {counts[i]} values, where a row of the input holds {size}"
-        values = np.asarray(leaves.fill_null(np.nan).to_numpy(zero_copy_only=False), np.float64)
-        out = np.zeros((batch.num_rows, size), dtype=np.float64)
-        out[~wrong] = values[~wrong[owners]].reshape(-1, size)
-        self._check_values(out, name, source.spec, reasons)
-        return out
+            refusals.add(column.is_null().to_numpy(zero_copy_only=False), f"{name}: empty")
+        flat = _fixed(column, size)
+        if flat is not None:  # fixed-size lists without an empty cell: one reshape
+            values = np.asarray(flat.to_numpy(zero_copy_only=False)).reshape(-1, size)
+        else:
+            owners, leaves = _leaves(column)
+            counts = np.bincount(owners, minlength=batch.num_rows)
+            wrong = counts != size
+            for i in np.flatnonzero(wrong).tolist():
+                refusals.one(
+                    i, f"{name}: {counts[i]} values, where a row of the input holds {size}"
+                )
+            numbers = np.asarray(leaves.fill_null(np.nan).to_numpy(zero_copy_only=False))
+            values = np.zeros((batch.num_rows, size), dtype=numbers.dtype)
+            values[~wrong] = numbers[~wrong[owners]].reshape(-1, size)
+        self._check_values(values, name, source.spec, refusals)
+        return values
 
     def _check_values(
-        self, values: np.ndarray, name: str, spec: TensorSpec, reasons: list[str | None]
+        self, values: np.ndarray, name: str, spec: TensorSpec, refusals: _Refusals
     ) -> None:
-        if not self.allow_non_finite:
+        rows = (lambda mask: mask.any(axis=1)) if values.ndim > 1 else (lambda mask: mask)
+        if values.dtype.kind == "f" and not self.allow_non_finite:
             infinite = ~np.isfinite(values)
-            _reject(
-                reasons,
-                infinite.any(axis=1) if values.ndim > 1 else infinite,
-                f"{name}: NaN or infinite",
-            )
-        self._check_range(values, name, spec, reasons)
-
-    def _check_range(
-        self, values: np.ndarray, name: str, spec: TensorSpec, reasons: list[str | None]
-    ) -> None:
+            if infinite.any():
+                refusals.add(rows(infinite), f"{name}: NaN or infinite")
         target = np.dtype(spec.dtype)
-        if target.kind == "b":
+        if target.kind == "b" or np.can_cast(values.dtype, target, "safe"):
             return
-        top = float(np.iinfo(target).max if target.kind in "iu" else np.finfo(target).max)
-        low = float(np.iinfo(target).min) if target.kind in "iu" else -top
-        with np.errstate(invalid="ignore"):
-            outside = np.isfinite(values) & ((values > top) | (values < low))
-            if target.kind in "iu":
-                outside |= np.isfinite(values) & (values != np.round(values))
-        if values.ndim > 1:
-            outside = outside.any(axis=1)
-        rule = "a whole number within" if target.kind in "iu" else "within"
-        _reject(reasons, outside, f"{name}: not {rule} the {spec.dtype} range")
+        if values.dtype.kind == "f" and target.kind == "f":
+            top = float(np.finfo(target).max)
+            with np.errstate(invalid="ignore"):
+                outside = np.isfinite(values) & (np.abs(values) > top)
+        else:
+            top, low = (
+                (float(np.iinfo(target).max), float(np.iinfo(target).min))
+                if target.kind in "iu"
+                else (float(np.finfo(target).max), -float(np.finfo(target).max))
+            )
+            with np.errstate(invalid="ignore"):
+                outside = (values > top) | (values < low)
+                if target.kind in "iu" and values.dtype.kind == "f":
+                    outside |= values != np.round(values)
+        if outside.any():
+            rule = "a whole number within" if target.kind in "iu" else "within"
+            refusals.add(rows(outside), f"{name}: not {rule} the {spec.dtype} range")
+
+
+class _Refusals:
+    """Which rows of a chunk are set aside, and the first reason found for each."""
+
+    def __init__(self, rows: int) -> None:
+        self.mask = np.zeros(rows, dtype=bool)
+        self.why: dict[int, str] = {}
+
+    def add(self, mask: np.ndarray, reason: str) -> None:
+        for row in np.flatnonzero(mask & ~self.mask).tolist():
+            self.why[row] = reason
+        self.mask |= mask
+
+    def one(self, row: int, reason: str) -> None:
+        if not self.mask[row]:
+            self.mask[row] = True
+            self.why[row] = reason
 
 
 def plan_columns(signature: Signature, schema: pa.Schema, *, allow_non_finite: bool) -> ColumnPlan:
@@ -163,10 +185,17 @@ def plan_columns(signature: Signature, schema: pa.Schema, *, allow_non_finite: b
                 "a table cannot hold it; score it through the gateway instead"
             )
         features = signature.feature_names.get(spec.name)
+        numbered = tuple(f"{spec.name}_{i}" for i in range(row_shape[0])) if row_shape else ()
         if features:
             columns, listed = tuple(features), False
         elif math.prod(row_shape) == 1:
             columns, listed = (spec.name,), False
+        elif (
+            len(row_shape) == 1
+            and spec.name not in schema.names
+            and (set(numbered) <= set(schema.names))
+        ):
+            columns, listed = numbered, False  # as the output of another model is written
         else:
             columns, listed = (spec.name,), True
         missing += [c for c in columns if c not in schema.names]
@@ -203,10 +232,18 @@ def _check_type(field: pa.Field, source: _Source, name: str) -> None:
         )
 
 
-def _reject(reasons: list[str | None], mask: np.ndarray, reason: str) -> None:
-    for i in np.flatnonzero(mask):
-        if reasons[i] is None:
-            reasons[i] = reason
+def _fixed(column: pa.Array, size: int) -> pa.Array | None:
+    """The numbers of a fixed-size list column, flat, if it holds `size` per row and no
+    empty cell at any depth; else None (the general path counts each row)."""
+    array, width = column, 1
+    while pa.types.is_fixed_size_list(array.type):
+        if array.null_count:
+            return None
+        width *= array.type.list_size
+        array = array.flatten()
+    if _is_list(array.type) or width != size:
+        return None
+    return array
 
 
 def _leaves(column: pa.Array) -> tuple[np.ndarray, pa.Array]:

@@ -15,8 +15,9 @@ import math
 import queue
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,14 +105,15 @@ def score_file(
     refused: AtomicTable | None = None
     started = time.perf_counter()
     chunks = _Ahead(_prepared(reader, plan, wanted, numeric, options.chunk_rows))
+    writes = _Behind()
     try:
         for batch, prepared in chunks:
             outputs = _run(predict, prepared, options)
-            written.write(layout.scored(batch, prepared, outputs, report.rows))
+            writes.put(written, layout.scored(batch, prepared, outputs, report.rows))
             if len(prepared.rejected):
                 if refused is None:
                     refused = AtomicTable(rejects, _rejects_schema(reader.schema, wanted, rejects))
-                refused.write(_rejected(batch, prepared, report.rows, refused.schema))
+                writes.put(refused, _rejected(batch, prepared, report.rows, refused.schema))
                 report.reasons.update(prepared.reasons)
             report.rows += batch.num_rows
             report.scored += len(prepared.good)
@@ -119,6 +121,7 @@ def score_file(
             if progress is not None:
                 share = report.rows / reader.rows if reader.rows else reader.position()
                 progress(report.rows, share)
+        writes.finish()
         report.seconds = time.perf_counter() - started
         if refused is not None:
             refused.commit()
@@ -133,6 +136,7 @@ def score_file(
         written.commit()
     except BaseException:
         chunks.stop()
+        writes.finish(quietly=True)
         written.abort()
         if refused is not None and report.rejects is None:
             refused.abort()
@@ -201,6 +205,32 @@ class _Ahead:
     def stop(self) -> None:
         self._stopped.set()
         self._thread.join()
+
+
+class _Behind:
+    """Writes on a thread of their own, in order, at most `_AHEAD` batches behind: encoding
+    Parquet overlaps the model's next batch. A failed write is raised by the next call."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlgate-write")
+        self._pending: deque[Future[None]] = deque()
+
+    def put(self, table: AtomicTable, batch: pa.RecordBatch) -> None:
+        while len(self._pending) >= _AHEAD:
+            self._pending.popleft().result()
+        self._pending.append(self._pool.submit(table.write, batch))
+
+    def finish(self, *, quietly: bool = False) -> None:
+        """Wait for every write; raise the first failure unless `quietly` (already failing)."""
+        try:
+            while self._pending:
+                future = self._pending.popleft()
+                if quietly:
+                    future.exception()
+                else:
+                    future.result()
+        finally:
+            self._pool.shutdown(wait=True)
 
 
 class _OutputLayout:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from registry.batch_runs import BatchRun, BatchRunInput
@@ -107,53 +108,56 @@ def _run(
     predict: Predict,
     progress: Progress | None,
 ) -> tuple[BatchRun, ScoreReport]:
-    input_digest = sha256_file(source)
     started, clock = utcnow(), time.perf_counter()
-    base = {
-        "runner": "local",
-        "input_uri": str(source.resolve()),
-        "input_digest": input_digest,
-        "started_at": started,
-        "details": details,
-    }
-    try:
-        report = score_file(
-            predict,
-            record.signature,
-            source,
-            output,
-            options,
-            rejects=rejects,
-            progress=progress,
-        )
-    except MlgateError as exc:
-        registry.record_batch_run(
-            record.ref,
-            BatchRunInput(
-                status="failed",
-                rows=0,
-                scored=0,
-                rejected=0,
-                seconds=time.perf_counter() - clock,
-                rejects_uri=str(rejects.resolve()) if rejects.exists() else None,
-                error=str(exc),
-                **base,  # type: ignore[arg-type]
-            ),
-        )
-        raise
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlgate-digest") as pool:
+        digest = pool.submit(sha256_file, source)  # read while the file is being scored
+        try:
+            report = score_file(
+                predict,
+                record.signature,
+                source,
+                output,
+                options,
+                rejects=rejects,
+                progress=progress,
+            )
+        except MlgateError as exc:
+            registry.record_batch_run(
+                record.ref,
+                BatchRunInput(
+                    status="failed",
+                    runner="local",
+                    input_uri=str(source.resolve()),
+                    input_digest=digest.result(),
+                    rows=0,
+                    scored=0,
+                    rejected=0,
+                    started_at=started,
+                    seconds=time.perf_counter() - clock,
+                    rejects_uri=str(rejects.resolve()) if rejects.exists() else None,
+                    error=str(exc),
+                    details=details,
+                ),
+            )
+            raise
+        input_digest = digest.result()
     run = registry.record_batch_run(
         record.ref,
         BatchRunInput(
             status="succeeded",
+            runner="local",
+            input_uri=str(source.resolve()),
+            input_digest=input_digest,
             rows=report.rows,
             scored=report.scored,
             rejected=report.rejected,
+            started_at=started,
             seconds=time.perf_counter() - clock,
             output_uri=str(output.resolve()),
             output_digest=sha256_file(output),
             rejects_uri=None if report.rejects is None else str(report.rejects.resolve()),
             rejects_digest=None if report.rejects is None else sha256_file(report.rejects),
-            **base,  # type: ignore[arg-type]
+            details=details,
         ),
     )
     return run, report

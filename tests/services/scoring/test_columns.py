@@ -95,3 +95,15 @@ def test_a_tensor_per_row_comes_from_a_list_column_nested_or_flat() -> None:
 def test_what_the_file_as_a_whole_gets(signature: Signature, table: pa.Table, message: str) -> None:
     with pytest.raises(BadInput, match=message):
         plan_columns(signature, table.schema, allow_non_finite=False)
+
+
+def test_a_vector_input_without_names_reads_numbered_columns_or_a_list() -> None:
+    signature = Signature(
+        (TensorSpec("x", "float32", (-1, 2)),), (TensorSpec("y", "float32", (-1,)),)
+    )
+    numbered = pa.table({"x_1": [2.0, 4.0], "x_0": [1.0, 3.0]})  # as predict writes outputs
+    np.testing.assert_array_equal(_prepare(signature, numbered).tensors["x"], [[1, 2], [3, 4]])
+    listed = pa.table({"x": [[1.0, 2.0], [3.0, 4.0]], "x_0": [9.0, 9.0]})  # the list wins
+    np.testing.assert_array_equal(_prepare(signature, listed).tensors["x"], [[1, 2], [3, 4]])
+    with pytest.raises(BadInput, match=r"lacks columns \['x'\]"):
+        plan_columns(signature, pa.table({"x_0": [1.0]}).schema, allow_non_finite=False)
