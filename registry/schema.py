@@ -170,26 +170,31 @@ class ServingConfigRow(Base):
 
 
 class BatchRunRow(Base):
-    """One file scored with one version (`mlgate predict`): what went in, what came out."""
+    """One file scored with one version (`mlgate predict`, or a gateway's batch job): what
+    went in, what came out. Written when the run starts and updated as it goes."""
 
     __tablename__ = "batch_runs"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"), index=True)
-    # "succeeded", or "failed" (with `error`): a failed run wrote no output.
+    # "running", then "succeeded" or "failed" (with `error`): a failed run wrote no output.
     status: Mapped[str] = mapped_column(String(16))
-    # Where it ran: "local" (in the command's process) or the gateway's URL.
+    # Where it runs: "local" (in the command's process) or "gateway <host>".
     runner: Mapped[str] = mapped_column(String(512))
     input_uri: Mapped[str] = mapped_column(Text)
-    input_digest: Mapped[str] = mapped_column(String(64), index=True)
-    output_uri: Mapped[str | None] = mapped_column(Text)
+    # sha256 of the input, known once the file has been read through.
+    input_digest: Mapped[str | None] = mapped_column(String(64), index=True)
+    output_uri: Mapped[str] = mapped_column(Text)
     output_digest: Mapped[str | None] = mapped_column(String(64))
     rejects_uri: Mapped[str | None] = mapped_column(Text)
     rejects_digest: Mapped[str | None] = mapped_column(String(64))
-    rows: Mapped[int] = mapped_column(Integer)
-    scored: Mapped[int] = mapped_column(Integer)
-    rejected: Mapped[int] = mapped_column(Integer)
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    scored: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    # The share of the input read so far, 0 to 1.
+    progress: Mapped[float] = mapped_column(default=0.0)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
-    seconds: Mapped[float]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    seconds: Mapped[float] = mapped_column(default=0.0)
     actor: Mapped[str] = mapped_column(String(256))
     error: Mapped[str | None] = mapped_column(Text)
     # The run's settings and runtime: chunk rows, batch size, artifact kind and digest.

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from registry.aliases import alias_events, move_alias
 from registry.artifacts import ArtifactStore
-from registry.batch_runs import BatchRun, BatchRunInput, add_batch_run, batch_runs
+from registry.batch_runs import BatchRuns
 from registry.db import Database
 from registry.errors import ArtifactNotFound, BadRequest, Conflict, NotServable
 from registry.lineage import Dataset
@@ -372,16 +372,10 @@ class Registry:
         with self.db.read() as session:
             return alias_events(session, name, alias)
 
-    def record_batch_run(self, ref: str | ModelRef, run: BatchRunInput) -> BatchRun:
-        """Add the record of a file scored with this version (see batch_runs.py)."""
-        with self.db.write() as session:
-            return add_batch_run(session, as_ref(ref), run, self.actor())
-
-    def batch_runs(
-        self, name: str | None = None, *, digest: str | None = None, limit: int = 50
-    ) -> list[BatchRun]:
-        with self.db.read() as session:
-            return batch_runs(session, name, digest=digest, limit=limit)
+    @property
+    def batch_runs(self) -> BatchRuns:
+        """The records of files scored with its versions (see batch_runs.py)."""
+        return BatchRuns(self.db, self.actor)
 
     def actor(self) -> str:
         if self.settings.user:

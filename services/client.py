@@ -239,6 +239,30 @@ class Client:
 
     # ------------------------------------------------------------------ registry
 
+    def submit_batch_job(
+        self,
+        model: str,
+        source: str,
+        output: str,
+        *,
+        version: int | None = None,
+        alias: str | None = None,
+        **options: Any,
+    ) -> dict[str, Any]:
+        """Score `source` into `output` (paths inside the gateway's batch folder) with a
+        served version, below live traffic (admin); the job's record, `running`. `options`:
+        rejects, keep, max_reject_share, chunk_rows."""
+        body: dict[str, Any] = {"model": model, "input": source, "output": output, **options}
+        if version is not None:
+            body["version"] = version
+        if alias is not None:
+            body["alias"] = alias
+        return self._json("POST", "/batch/jobs", body, admin=True)
+
+    def batch_job(self, job_id: int) -> dict[str, Any]:
+        """A batch run's record: status, progress, counts, digests."""
+        return self._json("GET", f"/batch/jobs/{int(job_id)}")
+
     def models(self) -> list[dict[str, Any]]:
         return list(self._json("GET", "/registry/models")["models"])
 

@@ -58,6 +58,23 @@ def predict(
         int | None,
         typer.Option(min=1, max=256, help="The runtime's threads (default: its serving config)."),
     ] = None,
+    gateway: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            help="Submit the job to this gateway instead: it scores the file with the version "
+            "it serves, below live traffic; INPUT and OUTPUT are then paths in its batch "
+            "folder (MLGATE_BATCH_DIR).",
+        ),
+    ] = None,
+    admin_token: Annotated[
+        str | None,
+        typer.Option(envvar="MLGATE_ADMIN_TOKEN", help="With --gateway: its admin token."),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="MLGATE_API_KEY", help="With --gateway: a key, if it needs one."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Score a file with a registered version, in chunks: memory stays flat for any size.
@@ -67,6 +84,28 @@ def predict(
     from services.scoring.job import ScoreOptions
     from services.scoring.local import score_locally
 
+    if gateway is not None:
+        if threads is not None or batch_size != 1024:
+            raise typer.BadParameter(
+                "a gateway runs the version as it serves it", param_hint=("--threads/--batch-size")
+            )
+        from services.cli.remote_predict import submit_and_follow
+
+        job = submit_and_follow(
+            gateway,
+            ref,
+            str(source),
+            str(output),
+            rejects=None if rejects is None else str(rejects),
+            keep=list(keep or ()),
+            max_reject_share=max_reject_share,
+            chunk_rows=chunk_rows,
+            admin_token=admin_token,
+            api_key=api_key,
+            progress=ScoreDisplay(err, f"scoring {source.name} at {gateway}", enabled=not as_json),
+        )
+        emit_json(job) if as_json else out.print(_remote_summary(job))
+        return
     registry = ctx.obj.registry()
     options = ScoreOptions(
         chunk_rows=chunk_rows,
@@ -89,6 +128,18 @@ def predict(
         emit_json({**run.to_json(), "reasons": dict(report.reasons.most_common(10))})
         return
     out.print(_summary(run, report))
+
+
+def _remote_summary(job: dict[str, Any]) -> str:
+    rate = f"{job['rows_per_s']:,} rows/s" if job.get("rows_per_s") else "-"
+    line = (
+        f"job {job['id']} ({job['runner']}): {job['model']}:{job['version']} scored "
+        f"{job['scored']:,} of {job['rows']:,} rows in {job['seconds']:.1f} s ({rate}) → "
+        f"{job['output_uri']}"
+    )
+    if job["rejected"]:
+        line += f"\n{job['rejected']:,} rejected → {job['rejects_uri']}"
+    return line
 
 
 def _summary(run: Any, report: Any) -> str:
@@ -118,7 +169,7 @@ def runs(
     """The records of files scored with `mlgate predict`: version, digests, counts, time."""
     from rich.table import Table
 
-    found = ctx.obj.registry().batch_runs(name, digest=digest, limit=limit)
+    found = ctx.obj.registry().batch_runs.list(name, digest=digest, limit=limit)
     if as_json:
         emit_json([run.to_json() for run in found])
         return

@@ -31,6 +31,7 @@ from registry.store import Registry
 from services.gateway.admission import Admission, LoopLag
 from services.gateway.asgi import GatewayApp
 from services.gateway.auth import BASIC, check_api_key
+from services.gateway.batch_jobs import BatchJobs
 from services.gateway.dashboard import Dashboard
 from services.gateway.dataplane import DataPlane
 from services.gateway.door import STATE_KEY, Door
@@ -40,6 +41,7 @@ from services.gateway.openapi.routes import docs_routes
 from services.gateway.processes.metrics import MetricsExchange
 from services.gateway.rest import INFER_PATHS, build_routes, error_response
 from services.gateway.routes.alerts import alert_routes
+from services.gateway.routes.batch import batch_routes
 from services.gateway.routes.feedback import feedback_routes
 from services.gateway.routes.monitoring import monitoring_routes
 from services.gateway.routes.registry import registry_routes
@@ -97,6 +99,7 @@ def create_app(
         for collector in collectors:
             metrics.registry.register(collector)
         app.state.monitoring = monitoring
+        app.state.batch_jobs = batch_jobs = BatchJobs(store, manager, settings.batch_dir)
         admission = Admission(_shed_lag_s(settings), lag=LoopLag(report=metrics.loop_lag.set))
         app.state.dataplane = DataPlane(
             manager,
@@ -130,6 +133,7 @@ def create_app(
                 await grpc_server.stop()  # first: its calls still need everything below
             await admission.stop()
             await dashboard.stop()
+            await batch_jobs.stop()  # before the manager: its batches need the versions
             await manager.stop()
             await monitoring.stop()
             if exchange is not None:
@@ -158,6 +162,7 @@ def create_app(
     app.router.routes.extend(dashboard.routes())
     app.router.routes.extend(task_routes(settings))
     app.router.routes.extend(registry_routes(settings))
+    app.router.routes.extend(batch_routes(settings))
     app.router.routes.extend(docs_routes(settings))
 
     async def envelope(_request: Request, exc: Exception) -> Response:

@@ -6,6 +6,7 @@ Lists (`MLGATE_SERVE_ALIASES`, `MLGATE_API_KEYS`) are comma-separated.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator
@@ -79,6 +80,9 @@ class GatewaySettings(BaseSettings):
     """`MLGATE_INTRA_OP_THREADS`: onnxruntime threads per running batch."""
     graph_optimization: str = "all"
     """`MLGATE_GRAPH_OPTIMIZATION`: onnxruntime level: disabled, basic, extended, all."""
+    batch_dir: Path | None = None
+    """`MLGATE_BATCH_DIR`: the folder batch jobs (`POST /batch/jobs`) read from and write to;
+    every path a job names is inside it. Default: `<home>/batch`."""
     dashboard_interval_s: float = Field(default=5.0, gt=0)
     """`MLGATE_DASHBOARD_INTERVAL_S`: how often /dashboard's time series take a point
     (it keeps the last 720 points: an hour at the default)."""

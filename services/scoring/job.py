@@ -27,9 +27,17 @@ import pyarrow as pa
 from registry.errors import BadRequest
 from registry.signature import Signature, TensorSpec
 from services.scoring.columns import BadInput, ColumnPlan, Prepared, plan_columns
-from services.scoring.tables import AtomicTable, TableReader
+from services.scoring.tables import AtomicTable, TableReader, table_format
 
-__all__ = ["Predict", "ScoreOptions", "ScoreReport", "TooManyRejects", "rejects_path", "score_file"]
+__all__ = [
+    "Predict",
+    "ScoreOptions",
+    "ScoreReport",
+    "TooManyRejects",
+    "check_file",
+    "rejects_path",
+    "score_file",
+]
 
 Predict = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 Progress = Callable[[int, float], None]
@@ -78,6 +86,23 @@ def rejects_path(output: Path) -> Path:
     return output.with_name(f"{output.stem}.rejects{output.suffix}")
 
 
+def check_file(
+    signature: Signature, source: Path, output: Path, options: ScoreOptions, rejects: Path
+) -> tuple[TableReader, ColumnPlan, _OutputLayout]:
+    """What can be known before a row is read: `BadInput` if the file cannot be scored."""
+    paths = {p.resolve() for p in (source, output, rejects)}
+    if len(paths) < 3:
+        raise BadInput("the input, the output and the rejects file must be three different files")
+    for path in (output, rejects):
+        table_format(path)
+    reader = TableReader(source)
+    plan = plan_columns(signature, reader.schema, allow_non_finite=options.allow_non_finite)
+    missing = [c for c in options.keep if c not in reader.schema.names]
+    if missing:
+        raise BadInput(f"the input lacks the columns to keep {missing}")
+    return reader, plan, _OutputLayout(signature, reader, options.keep, output)
+
+
 def score_file(
     predict: Predict,
     signature: Signature,
@@ -89,15 +114,7 @@ def score_file(
     progress: Progress | None = None,
 ) -> ScoreReport:
     rejects = rejects or rejects_path(output)
-    paths = {p.resolve() for p in (source, output, rejects)}
-    if len(paths) < 3:
-        raise BadInput("the input, the output and the rejects file must be three different files")
-    reader = TableReader(source)
-    plan = plan_columns(signature, reader.schema, allow_non_finite=options.allow_non_finite)
-    missing = [c for c in options.keep if c not in reader.schema.names]
-    if missing:
-        raise BadInput(f"the input lacks the columns to keep {missing}")
-    layout = _OutputLayout(signature, reader, options.keep, output)
+    reader, plan, layout = check_file(signature, source, output, options, rejects)
     wanted = list(dict.fromkeys([*options.keep, *plan.columns]))
     numeric = plan.scalar_columns
     report = ScoreReport(output=output)

@@ -1,5 +1,6 @@
-"""Batch runs: every file scored with a version (`mlgate predict`), with its digests and
-counts, so that a prediction file can be traced to the exact version and input."""
+"""Batch runs: every file scored with a version (`mlgate predict`, a gateway's batch job),
+written when it starts and updated as it goes, with its digests and counts, so that a
+prediction file can be traced to the exact version and input."""
 
 from __future__ import annotations
 
@@ -22,15 +23,17 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("runner", sa.String(length=512), nullable=False),
         sa.Column("input_uri", sa.Text(), nullable=False),
-        sa.Column("input_digest", sa.String(length=64), nullable=False),
-        sa.Column("output_uri", sa.Text(), nullable=True),
+        sa.Column("input_digest", sa.String(length=64), nullable=True),
+        sa.Column("output_uri", sa.Text(), nullable=False),
         sa.Column("output_digest", sa.String(length=64), nullable=True),
         sa.Column("rejects_uri", sa.Text(), nullable=True),
         sa.Column("rejects_digest", sa.String(length=64), nullable=True),
         sa.Column("rows", sa.Integer(), nullable=False),
         sa.Column("scored", sa.Integer(), nullable=False),
         sa.Column("rejected", sa.Integer(), nullable=False),
+        sa.Column("progress", sa.Double(), nullable=False),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("seconds", sa.Double(), nullable=False),
         sa.Column("actor", sa.String(length=256), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),

@@ -1,7 +1,8 @@
 """Adaptive batching for one model version: a bounded queue in front of a runtime.
 
 Requests wait as rows in a queue ordered by priority (1 = highest, as in Triton; 0 means
-the default level) then arrival. A batch leaves when an execution slot is free and one of
+the default level; `BACKGROUND`, below every level a client can ask for, is a batch job's)
+then arrival. A batch leaves when an execution slot is free and one of
 these holds; the reason is counted (`stats.batches`):
 
     idle      nothing is running: no added delay at low load
@@ -51,7 +52,10 @@ from services.gateway.batching.types import (
 from services.gateway.errors import DeadlineExceeded
 from services.runtimes.base import Prediction
 
-__all__ = ["AdaptiveBatcher", "BatchObserver", "BatchSettings", "BatchStats"]
+__all__ = ["BACKGROUND", "AdaptiveBatcher", "BatchObserver", "BatchSettings", "BatchStats"]
+
+BACKGROUND = -1
+"""The level below every request's: a gateway's batch jobs, served when nothing else waits."""
 
 
 class AdaptiveBatcher:
@@ -181,7 +185,7 @@ class AdaptiveBatcher:
 
     def _head(self, now: float) -> Item | None:
         """The first live item by priority and age; drops cancelled and expired ones."""
-        for priority in sorted(self._queues, key=lambda p: (p == 0, p)):
+        for priority in sorted(self._queues, key=_rank):
             queue = self._queues[priority]
             while queue:
                 item = queue[0]
@@ -253,3 +257,8 @@ class AdaptiveBatcher:
 
     def _free(self, batch_id: int) -> None:
         self._inflight.pop(batch_id, None)
+
+
+def _rank(priority: int) -> tuple[bool, bool, int]:
+    """1, 2, … first (1 highest, as in Triton), then 0 (the default), then BACKGROUND."""
+    return (priority < 0, priority == 0, priority)

@@ -235,9 +235,10 @@ def operation(
     parameters: Iterable[Json] = (),
     body: Json | None = None,
     description: str = "",
+    status: int = 200,
 ) -> Json:
-    """One operation; `ok` is the 200 response, `errors` the statuses besides auth's."""
-    responses: Json = {"200": ok}
+    """One operation; `ok` is its `status` response, `errors` the statuses besides auth's."""
+    responses: Json = {str(status): ok}
     for status in sorted({*errors, *access.statuses}):
         responses[str(status)] = ref("responses", ERRORS[status][0])
     found: Json = {

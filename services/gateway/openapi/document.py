@@ -12,6 +12,7 @@ import copy
 from importlib.metadata import version as package_version
 from typing import Any
 
+from services.gateway.openapi.batch import batch_paths
 from services.gateway.openapi.common import error_responses
 from services.gateway.openapi.control import control_paths
 from services.gateway.openapi.inference import inference_paths
@@ -40,6 +41,7 @@ TAGS = [
     {"name": "Monitoring", "description": "Metrics, drift, quality, ground truth"},
     {"name": "Retraining", "description": "Retraining tasks and the Alertmanager webhook"},
     {"name": "Registry", "description": "Models, versions, lineage, aliases (moves: admin)"},
+    {"name": "Batch", "description": "Files scored by a served version, below live traffic"},
     {"name": "Pages", "description": "The dashboard, and this document with its page"},
 ]
 
@@ -94,6 +96,11 @@ def _document(settings: GatewaySettings) -> dict[str, Any]:
 
 
 def _paths(settings: GatewaySettings) -> dict[str, Any]:
-    paths = {**inference_paths(settings), **control_paths(settings), **registry_paths(settings)}
+    paths = {
+        **inference_paths(settings),
+        **control_paths(settings),
+        **registry_paths(settings),
+        **batch_paths(settings),
+    }
     paths["/retraining/tasks"]["post"] = open_task_operation(settings)  # beside its listing
     return paths

@@ -14,6 +14,7 @@ from typing import Any
 
 from services.gateway.codec import DATATYPES
 from services.gateway.deployment import Deployment
+from services.gateway.openapi.batch import batch_schemas
 from services.gateway.openapi.common import COUNT, INT64_MAX, NUMBER, STRING, array, obj, ref
 from services.gateway.openapi.control_schemas import monitoring_schemas, task_schemas
 from services.gateway.openapi.registry import registry_schemas
@@ -30,6 +31,7 @@ def schemas() -> Json:
         **monitoring_schemas(),
         **task_schemas(),
         **registry_schemas(),
+        **batch_schemas(),
     }
 
 

@@ -86,7 +86,7 @@ CONFIG: dict[str, Any] = {
 # Each shard's paths, and the fewest cases it must have generated (a run of this file
 # makes about 2,950 in all; fewer means an operation was skipped or generation broke).
 DATA_PLANE = r"^/(v2|v2/health/.*|v2/models/.*|v1/.*|metrics)$"
-CONTROL = r"^/(monitoring|retraining|alerts|dashboard|docs|openapi)"
+CONTROL = r"^/(monitoring|retraining|alerts|batch|dashboard|docs|openapi)"
 # The repository API and the registry's alias moves change what every other route answers:
 # they get a gateway of their own.
 REPOSITORY = r"^/(v2/repository/|registry/)"

@@ -141,7 +141,7 @@ async def test_each_operation_declares_the_auth_its_route_enforces(registry: Reg
     client with no credentials: those that declare a security requirement answer 401, and
     those that declare none answer neither 401 nor 403."""
     document = await served_document(**KEYED)
-    values = {"name": "mlp", "version": "1", "task_id": "1", "alias": "staging"}
+    values = {"name": "mlp", "version": "1", "task_id": "1", "alias": "staging", "job_id": "1"}
     async for gateway in open_gateway(registry, client_host="203.0.113.9", **KEYED):
         for path, item in document["paths"].items():
             for method, operation in item.items():

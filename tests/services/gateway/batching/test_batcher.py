@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from services.gateway.batching.batcher import AdaptiveBatcher, BatchSettings
+from services.gateway.batching.batcher import BACKGROUND, AdaptiveBatcher, BatchSettings
 from services.gateway.batching.costmodel import CostModel
 from services.gateway.errors import (
     DeadlineExceeded,
@@ -254,11 +254,12 @@ async def test_higher_priority_goes_first() -> None:
 
     tasks = [asyncio.ensure_future(submit(0, 0))]
     await settle()
-    tasks += [asyncio.ensure_future(submit(v, p)) for v, p in [(1, 0), (2, 2), (3, 1)]]
+    levels = [(4, BACKGROUND), (1, 0), (2, 2), (3, 1)]  # a batch job's row came first
+    tasks += [asyncio.ensure_future(submit(v, p)) for v, p in levels]
     await settle()
     runtime.gate.set()
     await asyncio.gather(*tasks)
-    assert order == [0, 3, 2, 1]
+    assert order == [0, 3, 2, 1, 4]
 
 
 async def test_several_batches_run_at_once_when_allowed() -> None:
