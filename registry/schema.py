@@ -5,6 +5,7 @@ models ─┬─ versions ─┬─ artifacts        (source weights, reference 
         │            ├─ serving_configs  (how the gateway serves it: batching, runtime)
         │            └─ batch_runs       (files scored with it: digests, counts, time)
         ├─ aliases                       (alias → exactly one version)
+        ├─ shadows                       (alias → a version run on a copy of its traffic)
         └─ alias_events                  (append-only audit log of alias moves)
 """
 
@@ -29,6 +30,7 @@ __all__ = [
     "MetaRow",
     "ModelRow",
     "ServingConfigRow",
+    "ShadowRow",
     "VersionRow",
 ]
 
@@ -199,3 +201,19 @@ class BatchRunRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     # The run's settings and runtime: chunk rows, batch size, artifact kind and digest.
     details: Mapped[dict[str, Any]]
+
+
+class ShadowRow(Base):
+    """A version that runs on a copy (`rate`, 0 to 1) of the traffic an alias answers; its
+    answers go to the inference log only. One per alias; who set it last, when and why."""
+
+    __tablename__ = "shadows"
+    __table_args__ = (UniqueConstraint("model_id", "alias"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    alias: Mapped[str] = mapped_column(String(64))
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"))
+    rate: Mapped[float]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(256))
+    reason: Mapped[str] = mapped_column(Text)

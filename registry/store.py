@@ -44,6 +44,7 @@ from registry.serving import (
     write_serving_config,
 )
 from registry.settings import RegistrySettings
+from registry.shadows import Shadows
 from registry.signature import Signature
 
 __all__ = ["Registry", "StagedArtifact"]
@@ -371,6 +372,11 @@ class Registry:
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
         with self.db.read() as session:
             return alias_events(session, name, alias)
+
+    @property
+    def shadows(self) -> Shadows:
+        """Versions run on a copy of an alias's traffic (see shadows.py)."""
+        return Shadows(self.db, self.actor)
 
     @property
     def batch_runs(self) -> BatchRuns:

@@ -239,6 +239,23 @@ class Client:
 
     # ------------------------------------------------------------------ registry
 
+    def set_shadow(
+        self, model: str, version: int, rate: float, reason: str, *, alias: str = "production"
+    ) -> dict[str, Any]:
+        """Run `version` on `rate` of the traffic `alias` answers, its answers logged only
+        (admin)."""
+        body = {"version": version, "rate": rate, "reason": reason}
+        return self._json("PUT", _shadow_path(model, alias), body, admin=True)
+
+    def clear_shadow(self, model: str, *, alias: str = "production") -> None:
+        headers = dict(self._admin)
+        _raise_for(self._http.request("DELETE", _shadow_path(model, alias), headers=headers))
+
+    def shadow_report(self, model: str, *, last: int | None = None) -> dict[str, Any]:
+        """How the shadow agrees with the version its alias points to."""
+        params = None if last is None else {"last": last}
+        return self._json("GET", f"/monitoring/models/{_name(model)}/shadow", params=params)
+
     def submit_batch_job(
         self,
         model: str,
@@ -313,6 +330,10 @@ class Client:
 
 def _name(model: str) -> str:
     return quote(model, safe="")
+
+
+def _shadow_path(model: str, alias: str) -> str:
+    return f"/registry/models/{_name(model)}/aliases/{quote(alias, safe='')}/shadow"
 
 
 def _model_path(model: str, version: int | None) -> str:

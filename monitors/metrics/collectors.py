@@ -132,6 +132,20 @@ class GatewayMetrics:
             ["model", "version", "reason"],
             registry=registry,
         )
+        self.shadow_requests = Counter(
+            "mlgate_shadow_requests",
+            "Requests mirrored to a shadow version, by what became of them: ok (answered and "
+            "logged), shed (skipped or refused: live traffic first), error (the shadow failed).",
+            ["model", "version", "outcome"],
+            registry=registry,
+        )
+        self.shadow_duration = Histogram(
+            "mlgate_shadow_duration_seconds",
+            "A shadow version's time per mirrored request, queue included, in seconds.",
+            ["model", "version"],
+            buckets=latency,
+            registry=registry,
+        )
         self.loop_lag = Gauge(
             "mlgate_event_loop_lag_seconds",
             "How late the gateway's event loop woke for its latest lag probe (every 5 ms).",
@@ -242,6 +256,9 @@ class ServedView:
     aliases: tuple[str, ...]
     queued_rows: int
     max_queue: int
+    role: str = "serving"
+    """serving (an alias points to it), shadow (it runs on a copy of an alias's traffic), or
+    loaded (by version, through the repository API)."""
 
 
 class ServingCollector(Collector):
@@ -263,15 +280,16 @@ class ServingCollector(Collector):
         )
         info = GaugeMetricFamily(
             "mlgate_model_info",
-            "1 for each served version, with its artifact format and the aliases it serves.",
-            labels=["model", "version", "format", "alias"],
+            "1 for each served version, with its artifact format, the aliases it serves and "
+            "its role: serving, shadow (on a copy of an alias's traffic) or loaded.",
+            labels=["model", "version", "format", "alias", "role"],
         )
         for view in self._served():
             version = str(view.version)
             depth.add_metric([view.model, version], view.queued_rows)
             capacity.add_metric([view.model, version], view.max_queue)
             for alias in view.aliases or ("",):
-                info.add_metric([view.model, version, view.format, alias], 1)
+                info.add_metric([view.model, version, view.format, alias, view.role], 1)
         yield depth
         yield capacity
         yield info

@@ -11,13 +11,23 @@ from __future__ import annotations
 
 import gc
 
-from services.cli import deploy, monitor, predict, quality, registry, retrain, serve, tasks
+from services.cli import (
+    deploy,
+    monitor,
+    predict,
+    quality,
+    registry,
+    retrain,
+    serve,
+    shadow,
+    tasks,
+)
 from services.cli.common import app
 
 __all__ = ["app", "main"]
 
 # Importing the command modules registers their commands on `app`.
-_COMMANDS = (deploy, monitor, predict, quality, registry, retrain, serve, tasks)
+_COMMANDS = (deploy, monitor, predict, quality, registry, retrain, serve, shadow, tasks)
 
 
 def main() -> None:

@@ -26,6 +26,7 @@ from services.gateway.codec import holds_boolean
 from services.gateway.errors import DeadlineExceeded, InvalidTensor, Overloaded, PayloadTooLarge
 from services.gateway.manager import ModelManager
 from services.gateway.served import Served
+from services.gateway.shadowing import Shadowing
 from services.gateway.validation import refused_rows, validate_inputs
 
 __all__ = ["DataPlane", "InferResult"]  # InferResult: re-exported from `calls`
@@ -46,6 +47,7 @@ class DataPlane:
         self.max_rows = max_rows
         self.log = log
         self.admission = admission
+        self.shadowing = Shadowing(manager, log, manager.metrics)
 
     def begin(self, call: Call, version: int | None) -> None:
         """What every transport does before it reads a request's tensors: label the call
@@ -151,16 +153,7 @@ class DataPlane:
             outputs = await served.batcher.submit(
                 inputs, deadline=deadline, priority=priority, spent_s=self._spent_s(started)
             )
-            if self.log is not None:
-                self.log.record(
-                    name,
-                    served.version,
-                    served.signature,
-                    request.id,
-                    inputs,
-                    outputs,
-                    time.perf_counter() - started,
-                )
+            self._answered(name, served, version is not None, request.id, inputs, outputs, started)
             selected, binary = _select_outputs(outputs, request)
             return InferResult(name, served.version, selected, binary, request.id)
 
@@ -192,16 +185,7 @@ class DataPlane:
             outputs = await served.batcher.submit(
                 inputs, deadline=deadline, spent_s=self._spent_s(started)
             )
-            if self.log is not None:
-                self.log.record(
-                    name,
-                    served.version,
-                    served.signature,
-                    None,
-                    inputs,
-                    outputs,
-                    time.perf_counter() - started,
-                )
+            self._answered(name, served, False, None, inputs, outputs, started)
         names = list(outputs)
         rows = len(next(iter(outputs.values())))
         if len(names) == 1:
@@ -210,6 +194,29 @@ class DataPlane:
             columns = {n: _rows(outputs[n]) for n in names}
             predictions = [{n: columns[n][i] for n in names} for i in range(rows)]
         return {"predictions": predictions, "model_version": str(served.version)}
+
+    def _answered(
+        self,
+        name: str,
+        served: Served,
+        explicit: bool,
+        request_id: str | None,
+        inputs: dict[str, np.ndarray],
+        outputs: dict[str, np.ndarray],
+        started: float,
+    ) -> None:
+        """Log the answer; mirror it to a shadow when one is picked (under one request id)."""
+        shadow = self.shadowing.pick(name, served, explicit)
+        if shadow is not None:
+            request_id = self.shadowing.pair_id(request_id)
+        if self.log is not None:
+            seconds = time.perf_counter() - started
+            self.log.record(
+                name, served.version, served.signature, request_id, inputs, outputs, seconds
+            )
+        if shadow is not None:
+            assert request_id is not None
+            self.shadowing.mirror(name, shadow, inputs, request_id)
 
     def _validated(
         self, name: str, served: Served, inputs: dict[str, np.ndarray]

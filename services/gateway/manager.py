@@ -57,6 +57,8 @@ class ModelManager:
         self._failed: dict[Key, tuple[str, float]] = {}
         self._explicit: dict[str, set[int]] = {}
         self._disabled: set[str] = set()
+        # model → (the version its first shadowed alias answers with, shadow, rate)
+        self._shadows: dict[str, tuple[int, int, float]] = {}
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._changed = False
@@ -154,6 +156,17 @@ class ModelManager:
     def routed_version(self, name: str) -> int | None:
         return self._routes.get(name)
 
+    def _role(self, key: Key) -> str:
+        shadow = self._shadows.get(key[0])
+        if shadow is not None and shadow[1] == key[1]:
+            return "shadow"
+        return "serving" if self._aliases.get(key) else "loaded"
+
+    def shadow_for(self, name: str, version: int) -> tuple[int, float] | None:
+        """(shadow version, rate) when requests `version` answers for `name` are mirrored."""
+        found = self._shadows.get(name)
+        return None if found is None or found[0] != version else found[1:]
+
     def served_views(self) -> list[ServedView]:
         """What /metrics reports of each ready version, read when Prometheus scrapes."""
         return [
@@ -164,6 +177,7 @@ class ModelManager:
                 self._aliases.get(key, ()),
                 s.batcher.queued_rows,
                 s.batcher.settings.max_queue,
+                self._role(key),
             )
             for key, s in list(self._served.items())
             if s.state == "READY"
@@ -188,6 +202,12 @@ class ModelManager:
                         wanted.setdefault(name, []).append(by_alias[alias])
             for name, explicit in self._explicit.items():
                 wanted.setdefault(name, []).extend(sorted(explicit, reverse=True))
+            shadows = await self._shadow_targets(targets)
+            for name, (_, version, _) in shadows.items():
+                if (name, version) not in self._served and not self._recently_failed(
+                    (name, version)
+                ):
+                    await self._load((name, version))
             for name, versions in wanted.items():
                 for version in dict.fromkeys(versions):
                     if (name, version) not in self._served and not self._recently_failed(
@@ -201,7 +221,8 @@ class ModelManager:
                 # A routed version stays until its replacement is ready (a failed swap
                 # leaves it serving); it goes only when its model is no longer wanted.
                 routed = name in wanted and self._routes.get(name) == version
-                if version not in wanted.get(name, []) and not routed:
+                shadow = name in shadows and shadows[name][1] == version
+                if version not in wanted.get(name, []) and not routed and not shadow:
                     await self._retire(served)
                 elif served.state == "READY" and stamps.get(key) != served.config_stamp:
                     await self._reload(served)
@@ -209,12 +230,30 @@ class ModelManager:
                 if name not in wanted:
                     del self._routes[name]
             self._aliases = aliases
+            self._shadows = shadows
             if self._changed:
                 self._changed = memory.settle_new()
             batchers = [s.batcher for s in self._served.values()]
             if self._retired and memory.settle_all_if_quiet(batchers):
                 self._retired = False  # a retired version's cycles, collected once quiet
             self.synced = True
+
+    async def _shadow_targets(
+        self, targets: Mapping[str, Mapping[str, int]]
+    ) -> dict[str, tuple[int, int, float]]:
+        """Per served model, the shadow of the first served alias that has one."""
+        aliases = self.settings.serve_aliases
+        found = await asyncio.to_thread(self.registry.shadows.targets, aliases)
+        shadows: dict[str, tuple[int, int, float]] = {}
+        for name, by_alias in found.items():
+            if name in self._disabled:
+                continue
+            for alias in aliases:
+                if alias in by_alias and alias in targets.get(name, {}):
+                    shadow, rate = by_alias[alias]
+                    shadows[name] = (targets[name][alias], shadow, rate)
+                    break
+        return shadows
 
     def _recently_failed(self, key: Key) -> bool:
         failure = self._failed.get(key)

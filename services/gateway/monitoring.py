@@ -26,6 +26,7 @@ from monitors.drift.result import DriftResult
 from monitors.log.inference_log import InferenceLog, LogSettings
 from monitors.loop import Monitor, Round
 from monitors.metrics.collectors import GatewayMetrics
+from monitors.quality.agreement import compare_versions
 from monitors.quality.store import QualityCheck
 from monitors.settings import MonitorSettings
 from monitors.tasks.store import OpenOutcome, Task
@@ -223,6 +224,23 @@ class GatewayMonitoring:
         latest = found[0].to_json()
         latest["history"] = [_brief(c) for c in found[1:]]
         return latest
+
+    def shadow(self, model: str, last: int) -> dict[str, Any]:
+        """The shadow of the first served alias that has one, against the version that
+        alias points to (monitors/quality/agreement.py)."""
+        aliases = self.manager.settings.serve_aliases
+        rules = {s.alias: s for s in self.registry.shadows.of(model)}
+        rule = next((rules[a] for a in aliases if a in rules), None)
+        if rule is None:
+            raise NotFound(
+                f"model {model} has no shadow on the aliases this gateway serves "
+                f"({', '.join(aliases)}); set one with `mlgate shadow`"
+            )
+        serving = self.registry.get(f"{model}@{rule.alias}").version
+        report = compare_versions(
+            self.registry, self.log.settings.directory, model, serving, rule.version, last=last
+        )
+        return {"shadow": rule.to_json(), "serving_version": serving, **report}
 
 
 def _brief(check: QualityCheck) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from services.gateway.openapi.common import (
     query_parameter,
     ref,
 )
-from services.gateway.routes.monitoring import MAX_HISTORY
+from services.gateway.routes.monitoring import MAX_HISTORY, MAX_LAST
 from services.gateway.settings import GatewaySettings
 
 __all__ = ["control_paths"]
@@ -65,6 +65,27 @@ def control_paths(settings: GatewaySettings) -> Json:
                 ok=ok("The report", HTML),
                 errors=(400, 404, 503),
                 parameters=[NAME, VERSION, CHECK],
+            )
+        },
+        "/monitoring/models/{name}/shadow": {
+            "get": operation(
+                "shadowComparison",
+                "How the alias's shadow agrees with the version the alias points to",
+                MONITORING,
+                user,
+                ok=ok("Agreement, latency and quality of both", json_content({"type": "object"})),
+                errors=(400, 404),
+                parameters=[
+                    NAME,
+                    query_parameter(
+                        "last",
+                        {"type": "integer", "minimum": 1, "maximum": MAX_LAST},
+                        "Rows of each version's log to pair (default 10000)",
+                    ),
+                ],
+                description="Rows are paired by request id: the requests both answers were "
+                "logged for. Classifiers: the share of equal decisions with its interval, and "
+                "their confusion; regression: the mean and p99 absolute difference.",
             )
         },
         "/monitoring/models/{name}/quality": {

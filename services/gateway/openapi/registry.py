@@ -100,6 +100,47 @@ def registry_paths(settings: GatewaySettings) -> Json:
                 "alias already points there.",
             )
         },
+        "/registry/models/{name}/aliases/{alias}/shadow": _shadow_item(user, admin),
+    }
+
+
+def _shadow_item(user: Access, admin: Access) -> Json:
+    alias = path_parameter("alias", ALIAS_RULE, "The alias whose traffic is copied")
+    rule = _json("The shadow", "Shadow")
+    return {
+        "get": operation(
+            "getShadow",
+            "The alias's shadow",
+            TAG,
+            user,
+            ok=rule,
+            errors=(400, 404),
+            parameters=[NAME, alias],
+        ),
+        "put": operation(
+            "setShadow",
+            "Run a version on a copy of the alias's traffic (admin); its answers are logged, "
+            "never returned",
+            TAG,
+            admin,
+            ok=rule,
+            errors=(400, 404, 409, 413),
+            parameters=[NAME, alias],
+            body=json_body(ref("schemas", "ShadowSet")),
+            description="A version of the same model with a gate-passed export, other than "
+            "the one the alias points to; rate above 0 and at most 1. Replaces any shadow "
+            "the alias had. Gateways serving the alias load it at their next poll.",
+        ),
+        "delete": operation(
+            "clearShadow",
+            "Stop the alias's shadow (admin)",
+            TAG,
+            admin,
+            ok={"description": "Cleared"},
+            status=204,
+            errors=(400, 404),
+            parameters=[NAME, alias],
+        ),
     }
 
 
@@ -134,6 +175,26 @@ def registry_schemas() -> Json:
     )
     aliases = {"type": "object", "additionalProperties": NULLABLE_VERSION}
     return {
+        "Shadow": obj(
+            {
+                "model": STRING,
+                "alias": STRING,
+                "version": {"type": "integer"},
+                "rate": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                "updated_at": TIME,
+                "actor": STRING,
+                "reason": STRING,
+            },
+            ["model", "alias", "version", "rate", "updated_at", "actor", "reason"],
+        ),
+        "ShadowSet": obj(
+            {
+                "version": {"type": "integer", "minimum": 1},
+                "rate": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                "reason": {"type": "string", "minLength": 1},
+            },
+            ["version", "rate", "reason"],
+        ),
         "ModelList": obj(
             {
                 "models": array(

@@ -1,5 +1,5 @@
-"""Monitoring routes: the latest drift check and quality evaluation as JSON, and the
-drift check's Evidently report as HTML.
+"""Monitoring routes: the latest drift check and quality evaluation as JSON, the drift
+check's Evidently report as HTML, and how a shadow agrees with the version it shadows.
 
 Thin like the inference routes: each turns HTTP into one `GatewayMonitoring` call. The
 report is rendered only when asked for (seconds of CPU for a 10k-row window), in a worker
@@ -54,7 +54,16 @@ def monitoring_routes(settings: GatewaySettings) -> list[Route]:
         found = await asyncio.to_thread(plane.quality, name, version, history)
         return json_response(found)
 
+    async def shadow(request: Request) -> Response:
+        plane = monitoring(request)
+        name = model_name(request.path_params["name"])
+        last = positive_int(request.query_params.get("last", "10000"), "query parameter 'last'")
+        if last > MAX_LAST:
+            raise BadRequest(f"query parameter 'last' must be at most {MAX_LAST}, got {last}")
+        return json_response(await asyncio.to_thread(plane.shadow, name, last))
+
     return [
+        Route("/monitoring/models/{name}/shadow", guarded(shadow), methods=["GET"]),
         Route("/monitoring/models/{name}/quality", guarded(quality), methods=["GET"]),
         Route("/monitoring/models/{name}/drift", guarded(drift), methods=["GET"]),
         Route("/monitoring/models/{name}/drift/report", guarded(drift_report), methods=["GET"]),
@@ -78,3 +87,4 @@ def _history(text: str | None) -> int:
 
 
 MAX_HISTORY = 1000
+MAX_LAST = 1_000_000  # rows of each version read for a shadow's comparison

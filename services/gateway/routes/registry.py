@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from registry.errors import BadRequest
+from registry.errors import BadRequest, NotFound
 from registry.names import ID_RULE, check_alias, positive_id
 from registry.records import ModelVersion
 from registry.store import Registry
@@ -109,7 +109,36 @@ def registry_routes(settings: GatewaySettings) -> list[Route]:
         )
         return json_response(event.to_json())
 
+    async def shadow(request: Request) -> Response:
+        registry = reader(request) if request.method == "GET" else admin(request).registry
+        name = model_name(request.path_params["name"])
+        alias = check_alias(request.path_params["alias"])
+        if request.method == "DELETE":
+            await asyncio.to_thread(registry.shadows.clear, name, alias)
+            return Response(status_code=204)
+        if request.method == "GET":
+            found = await asyncio.to_thread(registry.shadows.of, name)
+            rule = next((s for s in found if s.alias == alias), None)
+            if rule is None:
+                raise NotFound(f"alias {alias!r} of {name} has no shadow")
+            return json_response(rule.to_json())
+        document = await read_object(request)
+        number = positive_id(document.get("version"))
+        if number is None:
+            raise BadRequest(f"'version' must be {ID_RULE}, got {document.get('version')!r}")
+        rate = document.get("rate")
+        reason = text_field(document, "reason", required=True)
+        updated = await asyncio.to_thread(
+            registry.shadows.set, name, alias, number, rate, reason=reason
+        )
+        return json_response(updated.to_json())
+
     return [
+        Route(
+            "/registry/models/{name}/aliases/{alias}/shadow",
+            guarded(shadow),
+            methods=["GET", "PUT", "DELETE"],
+        ),
         Route("/registry/models", guarded(models), methods=["GET"]),
         Route("/registry/models/{name}", guarded(model), methods=["GET"]),
         Route("/registry/models/{name}/versions/{version}", guarded(version), methods=["GET"]),

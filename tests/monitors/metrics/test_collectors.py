@@ -106,11 +106,11 @@ def test_scrape_time_collectors_read_the_gateway_when_scraped() -> None:
     assert value(registry, "mlgate_queue_capacity", model="m", version="1") == 1024.0
     for alias in ("production", "canary"):
         assert value(registry, "mlgate_model_info", model="m", version="1", format="onnx",
-                     alias=alias) == 1.0  # fmt: skip
+                     alias=alias, role="serving") == 1.0  # fmt: skip
     assert value(registry, "mlgate_inference_log_rows_total", outcome="flushed") == 8.0
     assert value(registry, "mlgate_inference_log_rows_total", outcome="dropped") == 3.0
-    served.append(ServedView("m", 2, "torchscript", (), 0, 64))
+    served.append(ServedView("m", 2, "torchscript", (), 0, 64, role="shadow"))
     stats["flushed"] = 10
     assert value(registry, "mlgate_model_info", model="m", version="2", format="torchscript",
-                 alias="") == 1.0  # fmt: skip
+                 alias="", role="shadow") == 1.0  # fmt: skip
     assert value(registry, "mlgate_inference_log_rows_total", outcome="flushed") == 10.0

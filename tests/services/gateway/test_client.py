@@ -107,3 +107,17 @@ def test_admin_routes_without_the_token_are_refused(registry: Registry) -> None:
             client.move_alias("mlp", "staging", 2, reason="x")
         assert refused.value.status == 401
         assert client.models()  # reads need no key on this gateway
+
+
+def test_shadows(gateway: Client) -> None:
+    rule = gateway.set_shadow("mlp", 2, 0.5, "before it serves")
+    assert (rule["alias"], rule["version"], rule["rate"]) == ("production", 2, 0.5)
+    report = gateway.shadow_report("mlp", last=100)
+    assert (report["serving_version"], report["shadow"]["version"]) == (1, 2)
+    gateway.clear_shadow("mlp")
+    with pytest.raises(GatewayError) as gone:
+        gateway.shadow_report("mlp")
+    assert gone.value.status == 404
+    with pytest.raises(GatewayError) as twice:
+        gateway.clear_shadow("mlp")
+    assert twice.value.status == 404

@@ -69,9 +69,9 @@ async def test_requests_batches_and_model_info_are_exported(gateway: Gateway) ->
     assert get(samples, "mlgate_queue_depth", model="mlp", version="1") == 0.0
     assert get(samples, "mlgate_queue_capacity", model="mlp", version="1") == 1024.0
     assert get(samples, "mlgate_model_info", model="mlp", version="1", format="onnx",
-               alias="production") == 1.0  # fmt: skip
+               alias="production", role="serving") == 1.0  # fmt: skip
     assert get(samples, "mlgate_model_info", model="two", version="1", format="onnx",
-               alias="production") == 1.0  # fmt: skip
+               alias="production", role="serving") == 1.0  # fmt: skip
 
 
 async def test_unknown_model_names_never_become_label_values(gateway: Gateway) -> None:
