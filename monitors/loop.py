@@ -100,8 +100,15 @@ class Monitor:
             last_task_at=self.tasks.last_opened(model),
             now=now,
         )
-        opened = self._act(model, version, decision) if decision.outcome == "task" else None
+        shadowing = not record.aliases and any(
+            s.version == version for s in self.registry.shadows.of(model)
+        )
+        act = decision.outcome == "task" and not shadowing
+        opened = self._act(model, version, decision) if act else None
         document = decision.to_json()
+        if decision.outcome == "task" and shadowing:
+            # A shadow answers nobody: its evidence is compared, not acted on.
+            document["outcome"], document["shadow"] = "finding", True
         if opened is not None:
             document["task"] = {
                 "action": opened.action,

@@ -167,8 +167,11 @@ class InferenceLog:
         inputs: Mapping[str, np.ndarray],
         outputs: Mapping[str, np.ndarray],
         latency_s: float,
+        *,
+        sample: bool = True,
     ) -> int:
         """Hand a request's rows to the writer (sampled, capped); return the rows taken.
+        `sample=False`: take every row (a shadow's answer to rows already sampled once).
 
         O(1) and never raises or blocks: see the module docstring.
         """
@@ -182,7 +185,7 @@ class InferenceLog:
             self._answered[model][version] += rows
         except KeyError:  # the version's first request
             self._answered.setdefault(model, {})[version] = rows
-        taken = self._sampler.take(rows)
+        taken = self._sampler.take(rows) if sample else rows
         if taken == 0:
             return 0
         if (

@@ -205,18 +205,22 @@ class DataPlane:
         outputs: dict[str, np.ndarray],
         started: float,
     ) -> None:
-        """Log the answer; mirror it to a shadow when one is picked (under one request id)."""
+        """Log the answer; mirror the rows the log took to a shadow when one is picked, under
+        one request id (without a log there is nothing to compare: no mirror)."""
+        if self.log is None:
+            return
         shadow = self.shadowing.pick(name, served, explicit)
         if shadow is not None:
             request_id = self.shadowing.pair_id(request_id)
-        if self.log is not None:
-            seconds = time.perf_counter() - started
-            self.log.record(
-                name, served.version, served.signature, request_id, inputs, outputs, seconds
-            )
-        if shadow is not None:
+        seconds = time.perf_counter() - started
+        taken = self.log.record(
+            name, served.version, served.signature, request_id, inputs, outputs, seconds
+        )
+        if shadow is not None and taken:
             assert request_id is not None
-            self.shadowing.mirror(name, shadow, inputs, request_id)
+            self.shadowing.mirror(
+                name, shadow, {n: a[:taken] for n, a in inputs.items()}, request_id
+            )
 
     def _validated(
         self, name: str, served: Served, inputs: dict[str, np.ndarray]

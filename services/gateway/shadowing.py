@@ -5,7 +5,9 @@ an alias points to, and that alias has a shadow (registry/shadows.py), the data 
 `pick` whether to mirror it: a `rate` share of requests, drawn at random. The caller's
 answer is computed first and never waits for the shadow: `mirror` starts a task on the
 event loop after the answer's outputs exist, and the request id both answers are logged
-under is the caller's, or one made up for the pair.
+under is the caller's, or one made up for the pair. Only the rows the inference log took of
+the caller's answer (its sampling and cap) are mirrored, and the shadow's answer to them is
+logged whole, so that every mirrored row has its pair.
 
 Live traffic comes first. A mirrored request is shed, never queued behind live work, when
 the answering version has rows waiting or the shadow's own batcher is busy (rows waiting,
@@ -99,7 +101,14 @@ class Shadowing:
                 seconds = time.perf_counter() - started
                 if self.log is not None:
                     self.log.record(
-                        name, shadow, served.signature, request_id, checked, outputs, seconds
+                        name,
+                        shadow,
+                        served.signature,
+                        request_id,
+                        checked,
+                        outputs,
+                        seconds,
+                        sample=False,  # the rows the caller's answer was logged for, all of them
                     )
         except Refusal:
             self._count(name, shadow, "shed")

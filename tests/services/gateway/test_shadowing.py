@@ -188,3 +188,21 @@ def test_a_shadow_needs_a_version_that_can_serve(registry: Registry) -> None:
     with pytest.raises(NotFound, match="has no shadow"):
         registry.shadows.clear("mlp", "production")
     assert registry.shadows.of("mlp") == []
+
+
+async def test_only_rows_the_log_took_are_mirrored_and_each_has_its_pair(
+    registry: Registry,
+) -> None:
+    registry.shadows.set("mlp", "production", 2, 1.0, reason="test")
+    home = registry.settings.home
+    sampled = MonitorSettings(
+        home=home, log_flush_interval_s=0.05, drift_interval_s=3600, log_sample_rate=0.5
+    )
+    async for gateway in open_gateway(registry, monitor=sampled):
+        await _shadowing(gateway.manager, lambda found: found is not None)
+        await _mirrored(gateway, 40)
+        gateway.app.state.monitoring.log.flush()
+        report = (await gateway.client.get("/monitoring/models/mlp/shadow")).json()
+    logged = report["rows"]["1"]
+    assert 0 < logged < 120  # half the requests, drawn at random
+    assert report["rows"]["2"] == logged == report["paired"]
