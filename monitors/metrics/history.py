@@ -202,6 +202,8 @@ class MetricsHistory:
             "drift_checked_at": max(checked) if checked else None,
             "quality": quality_snapshot([p.quality for p in points], reading, model),
             "versions": versions(reading, model),
+            # Requests mirrored to each shadow version since it loaded, by outcome.
+            "shadow": shadow_counts(reading, model),
             # Retraining tasks not yet ended (open, running, candidate, needs-trainer).
             "tasks": {
                 status: int(n)
@@ -234,12 +236,24 @@ def batch_snapshot(series: ModelSeries) -> dict[str, list[Any]]:
 
 
 def versions(reading: Reading, model: str) -> list[dict[str, Any]]:
-    """Served versions with their format and aliases ("" alias: loaded explicitly)."""
+    """Served versions with their format, aliases ("" alias: loaded explicitly, or a shadow)
+    and role (serving, shadow, loaded)."""
     found: dict[str, dict[str, Any]] = {}
-    for _, version, fmt, alias in (k for k in reading.info if k[0] == model):
-        entry = found.setdefault(version, {"version": version, "format": fmt, "aliases": []})
+    for _, version, fmt, alias, role in (k for k in reading.info if k[0] == model):
+        entry = found.setdefault(
+            version, {"version": version, "format": fmt, "aliases": [], "role": role}
+        )
         if alias:
             entry["aliases"].append(alias)
     for entry in found.values():
         entry["aliases"].sort()
     return sorted(found.values(), key=lambda e: int(e["version"]) if e["version"].isdigit() else 0)
+
+
+def shadow_counts(reading: Reading, model: str) -> dict[str, dict[str, int]]:
+    """{shadow version: {outcome: requests}} (ok, shed, error) for `model`."""
+    found: dict[str, dict[str, int]] = {}
+    for (name, version, outcome), n in sorted(reading.shadow.items()):
+        if name == model:
+            found.setdefault(version, {})[outcome] = int(n)
+    return found

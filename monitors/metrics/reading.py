@@ -45,8 +45,9 @@ SAMPLES = {
     "mlgate_drift_share": ("drift_share", ("model", "version")),
     "mlgate_drift_last_check_timestamp_seconds": ("drift_checked", ("model", "version")),
     "mlgate_drift_score": ("drift_scores", ("model", "version", "feature")),
-    "mlgate_model_info": ("info", ("model", "version", "format", "alias")),
+    "mlgate_model_info": ("info", ("model", "version", "format", "alias", "role")),
     "mlgate_retraining_tasks": ("tasks", ("model", "status")),
+    "mlgate_shadow_requests_total": ("shadow", ("model", "version", "outcome")),
 }
 HISTOGRAMS = ("latency", "batch_sizes")
 # Quality gauge -> its name in `Reading.quality`.
@@ -89,6 +90,7 @@ class Reading:
     drift_scores: dict[Key, float] = field(default_factory=dict)
     info: dict[Key, float] = field(default_factory=dict)
     tasks: dict[Key, float] = field(default_factory=dict)
+    shadow: dict[Key, float] = field(default_factory=dict)
     quality: dict[str, dict[Key, float]] = field(default_factory=dict)
     created: dict[tuple[str, Key], float] = field(default_factory=dict)
 
@@ -126,7 +128,7 @@ class Reading:
     def aliases(self, model: str) -> dict[str, set[str]]:
         """Served version -> the aliases serving it."""
         found: dict[str, set[str]] = {}
-        for _, version, _, alias in (key for key in self.info if key[0] == model):
+        for _, version, _, alias, _ in (key for key in self.info if key[0] == model):
             found.setdefault(version, set()).update({alias} if alias else set())
         return found
 

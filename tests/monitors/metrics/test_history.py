@@ -223,8 +223,8 @@ def test_queue_rejections_and_drift_of_the_served_versions(setup: Setup) -> None
     assert all(t["version"] != "2" for t in top)
     assert model["drift_checked_at"] == 120.0
     assert model["versions"] == [
-        {"version": "1", "format": "onnx", "aliases": ["production"]},
-        {"version": "3", "format": "torchscript", "aliases": ["canary"]},
+        {"version": "1", "format": "onnx", "aliases": ["production"], "role": "serving"},
+        {"version": "3", "format": "torchscript", "aliases": ["canary"], "role": "serving"},
     ]
 
 
@@ -497,3 +497,19 @@ def test_a_model_without_quality_series_has_an_empty_quality_panel(setup: Setup)
     assert shown["state"] is None
     assert shown["realised"] == [None]
     json.dumps(setup.history.snapshot(), allow_nan=False)
+
+
+def test_a_shadow_version_and_its_mirrored_requests(setup: Setup) -> None:
+    setup.served = [
+        ServedView("mlp", 1, "onnx", ("production",), 0, 1024),
+        ServedView("mlp", 2, "onnx", (), 0, 1024, role="shadow"),
+    ]
+    for outcome, times in (("ok", 3), ("shed", 2)):
+        for _ in range(times):
+            setup.metrics.shadow_requests.labels("mlp", "2", outcome).inc()
+    model = setup.step()
+    assert model["versions"] == [
+        {"version": "1", "format": "onnx", "aliases": ["production"], "role": "serving"},
+        {"version": "2", "format": "onnx", "aliases": [], "role": "shadow"},
+    ]
+    assert model["shadow"] == {"2": {"ok": 3, "shed": 2}}

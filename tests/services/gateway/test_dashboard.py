@@ -323,7 +323,9 @@ async def test_the_gateway_charts_its_own_traffic(sampled_gateway: Gateway) -> N
         assert time.monotonic() < deadline, snapshot
         await asyncio.sleep(0.02)
     assert snapshot["interval_s"] == 0.05
-    assert mlp["versions"] == [{"version": "1", "format": "onnx", "aliases": ["production"]}]
+    assert mlp["versions"] == [
+        {"version": "1", "format": "onnx", "aliases": ["production"], "role": "serving"}
+    ]
     assert any(p is not None for p in mlp["p99"])
     require_bundle()
     assert (await gateway.client.get("/dashboard")).status_code == 200

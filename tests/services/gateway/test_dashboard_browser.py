@@ -57,6 +57,13 @@ CHARTS_DRAWN = """
   return el && el.querySelector('canvas') && Number(el.dataset.points) >= 1;
 })
 """
+SHADOW_SHOWN = """
+() => {
+  const el = document.querySelector('[data-chart="shadow"]');
+  return el && el.dataset.shadows === '1'
+    && [...el.querySelectorAll('tbody td.num')].some((td) => Number(td.textContent) > 0);
+}
+"""
 ENOUGH_POINTS = "(n) => Number(document.querySelector('[data-chart=requests]').dataset.points) >= n"
 # Canvas pixels close to a series colour: the line itself was painted, not only the axes.
 PAINTED = """
@@ -181,6 +188,7 @@ def test_the_dashboard_draws_live_traffic(registry: Registry) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     screenshot = ARTIFACTS / "dashboard.png"
     scores = {f: round(0.05 + 0.07 * i, 2) for i, f in enumerate(FEATURES)} | {"output": 0.12}
+    registry.shadows.set("mlp", "production", 2, 1.0, reason="the dashboard shows it")
     with LiveServer(registry, dashboard_interval_s=0.2) as live:
         app: Any = live.server.config.app
         traffic = Traffic(live.url)
@@ -210,6 +218,12 @@ def test_the_dashboard_draws_live_traffic(registry: Registry) -> None:
                 )
                 served = httpx.get(f"{live.url}/dashboard/data").json()["models"]["mlp"]
                 tasks_open = page.get_attribute('[data-chart="tasks"]', "data-open")
+                page.wait_for_function(SHADOW_SHOWN, timeout=30_000)
+                shadow_rows = page.eval_on_selector_all(
+                    '[data-chart="shadow"] tbody tr',
+                    "rows => rows.map(row => [...row.cells].map(c => c.textContent))",
+                )
+                chips = page.inner_text("#info")
                 # Two models are served: the selector is shown and switches the charts.
                 assert page.is_visible("#model")
                 page.select_option("#model", "two")
@@ -240,6 +254,10 @@ def test_the_dashboard_draws_live_traffic(registry: Registry) -> None:
     assert set(shown["queue"]) == {"queue depth", "queue full", "shed", "overload", "deadline"}
     assert shown["drift"] == {"drifted": 50.0}
     assert tasks_open == "1"
+    [(shadow, *counts)] = shadow_rows  # mirrored requests: answered, shed or failed
+    assert shadow == "v2"
+    assert sum(int(n) for n in counts) > 0
+    assert "v2 · onnx · shadow" in chips
     # Highest score first; the top 10 of 7 columns is all of them.
     ranked = sorted(scores, key=lambda feature: -scores[feature])
     assert [row.split("\t")[0] for row in rows] == ranked

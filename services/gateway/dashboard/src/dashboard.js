@@ -478,6 +478,37 @@ function tasksPanel(name, model) {
   return section;
 }
 
+function shadowPanel(name, model) {
+  const shadows = model.shadow ?? {};
+  const versions = Object.keys(shadows);
+  const section = h(
+    "section",
+    { class: "panel", "data-chart": "shadow", "data-shadows": String(versions.length) },
+    h("h2", {}, "Shadow"),
+    h("p", { class: "note" }, "requests mirrored to a shadow version since it loaded: ok (answered and logged), shed (live traffic first), error (the shadow failed); callers never get its answers"),
+  );
+  if (!versions.length) {
+    section.append(h("p", { class: "placeholder" }, "No shadow: set one with mlgate shadow."));
+    return section;
+  }
+  const cell = (text, numeric = false) => h("td", numeric ? { class: "num" } : {}, text);
+  const heading = (text, numeric = false) => h("th", numeric ? { class: "num" } : {}, text);
+  const rows = versions.map((v) => {
+    const counts = shadows[v];
+    return h("tr", {}, cell(`v${v}`), ...["ok", "shed", "error"].map((o) => cell(String(counts[o] ?? 0), true)));
+  });
+  section.append(
+    h(
+      "table",
+      {},
+      h("thead", {}, h("tr", {}, heading("shadow"), heading("ok", true), heading("shed", true), heading("error", true))),
+      h("tbody", {}, ...rows),
+    ),
+    h("p", { class: "note" }, `Agreement, latency and quality of both: /monitoring/models/${name}/shadow`),
+  );
+  return section;
+}
+
 // ------------------------------------------------------------------ the page
 
 function showEmpty(message) {
@@ -491,7 +522,8 @@ function showEmpty(message) {
 function renderInfo(name, model) {
   const chips = model.versions.map((v) => {
     const aliases = v.aliases.length ? ` · ${v.aliases.join(", ")}` : "";
-    return h("span", { class: "chip" }, `v${v.version} · ${v.format}${aliases}`);
+    const role = v.role === "shadow" ? " · shadow" : "";
+    return h("span", { class: "chip" }, `v${v.version} · ${v.format}${aliases}${role}`);
   });
   if (!chips.length) chips.push(h("span", { class: "chip muted" }, "not served"));
   document.getElementById("info").replaceChildren(h("strong", {}, name), ...chips);
@@ -540,7 +572,8 @@ function render(snapshot) {
       holder.section.dataset.state = kind;
     }
   }
-  for (const panel of [driftTable(model, snapshot.generated_at), tasksPanel(state.model, model)]) {
+  const tables = [driftTable(model, snapshot.generated_at), tasksPanel(state.model, model), shadowPanel(state.model, model)];
+  for (const panel of tables) {
     const old = grid.querySelector(`[data-chart="${panel.dataset.chart}"]`);
     if (old) old.replaceWith(panel);
     else grid.append(panel);
