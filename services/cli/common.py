@@ -41,7 +41,9 @@ __all__ = [
     "key_values",
     "out",
     "progress",
+    "rate",
     "reports_errors",
+    "share",
 ]
 
 
@@ -212,6 +214,27 @@ def id_number(text: str) -> int:
     value = positive_id_text(text.strip())
     if value is None:
         raise typer.BadParameter(f"{text[:40]!r} is not {ID_RULE}")
+    return value
+
+
+def share(text: str) -> float:
+    """A share from 0 to 1 on the command line (typer's `parser=`)."""
+    return _share(text, above_zero=False)
+
+
+def rate(text: str) -> float:
+    """A share above 0 and at most 1 (a share of requests that must be some)."""
+    return _share(text, above_zero=True)
+
+
+def _share(text: str, *, above_zero: bool) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a number") from None
+    if not (0 < value <= 1 if above_zero else 0 <= value <= 1):
+        rule = "above 0 and at most 1" if above_zero else "between 0 and 1"
+        raise typer.BadParameter(f"{text} is not a share {rule}")
     return value
 
 

@@ -8,19 +8,9 @@ from typing import Annotated, Any
 
 import typer
 
-from services.cli.common import JsonOption, app, emit_json, err, out, reports_errors
+from services.cli.common import JsonOption, app, emit_json, err, out, reports_errors, share
 
 __all__ = ["predict", "runs"]
-
-
-def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a number") from None
-    if not 0 <= value <= 1:
-        raise typer.BadParameter(f"{text} is not a share between 0 and 1")
-    return value
 
 
 @app.command()
@@ -43,7 +33,7 @@ def predict(
     max_reject_share: Annotated[
         float | None,
         typer.Option(
-            parser=_share,
+            parser=share,
             metavar="SHARE",
             help="Fail (and write no output) when more than this share of rows is rejected.",
         ),

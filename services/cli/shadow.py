@@ -7,19 +7,9 @@ from typing import Annotated, Any
 
 import typer
 
-from services.cli.common import JsonOption, app, emit_json, id_number, out, reports_errors
+from services.cli.common import JsonOption, app, emit_json, id_number, out, rate, reports_errors
 
 __all__ = ["compare", "shadow"]
-
-
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a number") from None
-    if not 0 < value <= 1:
-        raise typer.BadParameter(f"{text} is not a share above 0 and at most 1")
-    return value
 
 
 @app.command()
@@ -32,7 +22,7 @@ def shadow(
     ] = None,
     alias: Annotated[str, typer.Option(help="The alias whose traffic is copied.")] = "production",
     rate: Annotated[
-        float, typer.Option(parser=_rate, metavar="SHARE", help="Share of requests copied.")
+        float, typer.Option(parser=rate, metavar="SHARE", help="Share of requests copied.")
     ] = 1.0,
     reason: Annotated[str | None, typer.Option(help="Why (required to set one).")] = None,
     off: Annotated[bool, typer.Option("--off", help="Stop the alias's shadow.")] = False,
