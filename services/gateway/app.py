@@ -134,6 +134,7 @@ def create_app(
             await admission.stop()
             await dashboard.stop()
             await batch_jobs.stop()  # before the manager: its batches need the versions
+            await app.state.dataplane.shadowing.drained()  # mirrored requests in flight
             await manager.stop()
             await monitoring.stop()
             if exchange is not None:

@@ -28,7 +28,7 @@ from tritonclient.utils import InferenceServerException
 
 from registry import Registry
 from tests.fixtures import make_mlp
-from tests.services.gateway.conftest import LiveServer
+from tests.services.gateway.conftest import LiveServer, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -404,3 +404,29 @@ def test_a_stream_answers_each_request_and_errors_only_their_own(
         ]
     )
     works(client)
+
+
+def test_a_shadow_sees_grpc_traffic_too(registry: Registry) -> None:
+    """Triton's client over gRPC: the alias answers, the shadow gets the copy, both logged
+    under the request id the client sent."""
+    registry.shadows.set("mlp", "production", 2, 1.0, reason="gRPC callers too")
+    with LiveServer(registry, grpc_port=0) as live:
+        manager = live.app.state.dataplane.manager
+        wait_until(lambda: manager.shadow_for("mlp", 1) is not None, "the shadow to load")
+        client = grpc_client(live)
+        try:
+            answers = [
+                client.infer("mlp", [tensor("x", rows(2, seed))], request_id=f"g-{seed}")
+                for seed in range(5)
+            ]
+        finally:
+            client.close()
+        assert {a.get_response().model_version for a in answers} == {"1"}
+        report: dict[str, Any] = {}
+
+        def paired() -> bool:
+            report.update(httpx.get(f"{live.url}/monitoring/models/mlp/shadow").json())
+            return report.get("paired") == 10
+
+        wait_until(paired, "10 paired rows in the log")
+    assert report["rows"] == {"1": 10, "2": 10}
