@@ -6,6 +6,7 @@ models ─┬─ versions ─┬─ artifacts        (source weights, reference 
         │            └─ batch_runs       (files scored with it: digests, counts, time)
         ├─ aliases                       (alias → exactly one version)
         ├─ shadows                       (alias → a version run on a copy of its traffic)
+        ├─ canaries                      (alias → a version given a share of its traffic)
         └─ alias_events                  (append-only audit log of alias moves)
 """
 
@@ -26,6 +27,7 @@ __all__ = [
     "ArtifactRow",
     "Base",
     "BatchRunRow",
+    "CanaryRow",
     "DatasetRow",
     "MetaRow",
     "ModelRow",
@@ -217,3 +219,24 @@ class ShadowRow(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     actor: Mapped[str] = mapped_column(String(256))
     reason: Mapped[str] = mapped_column(Text)
+
+
+class CanaryRow(Base):
+    """A version that answers `weight` of the traffic an alias routes, while it is `running`;
+    it ends `rolled_back` (by the gateway's rule, or a person), `stopped` or `completed`
+    (the alias moved to it). Kept after it ends: the history of an alias's canaries."""
+
+    __tablename__ = "canaries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    alias: Mapped[str] = mapped_column(String(64))
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"))
+    weight: Mapped[float]
+    status: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(256))
+    reason: Mapped[str] = mapped_column(Text)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_by: Mapped[str | None] = mapped_column(String(256))
+    ended_reason: Mapped[str | None] = mapped_column(Text)
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON)

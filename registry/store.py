@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from registry.aliases import alias_events, move_alias
 from registry.artifacts import ArtifactStore
 from registry.batch_runs import BatchRuns
+from registry.canaries import Canaries
 from registry.db import Database
 from registry.errors import ArtifactNotFound, BadRequest, Conflict, NotServable
 from registry.lineage import Dataset
@@ -83,7 +84,9 @@ class Registry:
         self.db = Database(
             self.settings.database_url(), sqlite_busy_timeout_s=self.settings.sqlite_busy_timeout_s
         )
-        self.store = ArtifactStore(self.settings.artifact_root(), remote=_remote(self.settings))
+        url = self.settings.artifacts_url
+        remote = RemoteArtifacts(url) if url else None
+        self.store = ArtifactStore(self.settings.artifact_root(), remote=remote)
 
     def close(self) -> None:
         self.db.dispose()
@@ -374,6 +377,11 @@ class Registry:
             return alias_events(session, name, alias)
 
     @property
+    def canaries(self) -> Canaries:
+        """Versions given a share of an alias's traffic (see canaries.py)."""
+        return Canaries(self.db, self.actor)
+
+    @property
     def shadows(self) -> Shadows:
         """Versions run on a copy of an alias's traffic (see shadows.py)."""
         return Shadows(self.db, self.actor)
@@ -391,7 +399,3 @@ class Registry:
         except (KeyError, OSError):
             user = "unknown"
         return f"{user}@{socket.gethostname()}"
-
-
-def _remote(settings: RegistrySettings) -> RemoteArtifacts | None:
-    return RemoteArtifacts(settings.artifacts_url) if settings.artifacts_url else None

@@ -256,6 +256,29 @@ class Client:
         params = None if last is None else {"last": last}
         return self._json("GET", f"/monitoring/models/{_name(model)}/shadow", params=params)
 
+    def start_canary(
+        self, model: str, version: int, weight: float, reason: str, *, alias: str = "production"
+    ) -> dict[str, Any]:
+        """Give `version` `weight` of the traffic `alias` routes (admin)."""
+        body = {"version": version, "weight": weight, "reason": reason}
+        return self._json("PUT", _canary_path(model, alias), body, admin=True)
+
+    def canary(self, model: str, *, alias: str = "production") -> dict[str, Any]:
+        """`{"running": …, "history": […]}` of the alias's canaries."""
+        return self._json("GET", _canary_path(model, alias))
+
+    def promote_canary(
+        self, model: str, reason: str, *, alias: str = "production"
+    ) -> dict[str, Any]:
+        path = f"{_canary_path(model, alias)}/promote"
+        return self._json("POST", path, {"reason": reason}, admin=True)
+
+    def rollback_canary(
+        self, model: str, reason: str, *, alias: str = "production"
+    ) -> dict[str, Any]:
+        path = f"{_canary_path(model, alias)}/rollback"
+        return self._json("POST", path, {"reason": reason}, admin=True)
+
     def submit_batch_job(
         self,
         model: str,
@@ -330,6 +353,10 @@ class Client:
 
 def _name(model: str) -> str:
     return quote(model, safe="")
+
+
+def _canary_path(model: str, alias: str) -> str:
+    return f"/registry/models/{_name(model)}/aliases/{quote(alias, safe='')}/canary"
 
 
 def _shadow_path(model: str, alias: str) -> str:

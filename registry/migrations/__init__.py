@@ -46,7 +46,7 @@ REGISTRY_MIGRATIONS = Migrations(
     what="registry",
     folder=Path(__file__).parent,
     version_table="alembic_version",
-    head="0005",
+    head="0006",
     pg_lock=0x6D6C67617465,
     legacy_revision=_legacy_revision,
 )

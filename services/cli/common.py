@@ -44,6 +44,7 @@ __all__ = [
     "rate",
     "reports_errors",
     "share",
+    "weight_share",
 ]
 
 
@@ -219,23 +220,34 @@ def id_number(text: str) -> int:
 
 def share(text: str) -> float:
     """A share from 0 to 1 on the command line (typer's `parser=`)."""
-    return _share(text, above_zero=False)
+    return _share(text, 0 <= float(text) <= 1 if _number(text) else False, "between 0 and 1")
 
 
 def rate(text: str) -> float:
     """A share above 0 and at most 1 (a share of requests that must be some)."""
-    return _share(text, above_zero=True)
+    ok = 0 < float(text) <= 1 if _number(text) else False
+    return _share(text, ok, "above 0 and at most 1")
 
 
-def _share(text: str, *, above_zero: bool) -> float:
+def weight_share(text: str) -> float:
+    """A share above 0 and below 1 (a split that leaves some traffic on each side)."""
+    return _share(text, 0 < float(text) < 1 if _number(text) else False, "above 0 and below 1")
+
+
+def _number(text: str) -> bool:
     try:
-        value = float(text)
+        float(text)
     except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a number") from None
-    if not (0 < value <= 1 if above_zero else 0 <= value <= 1):
-        rule = "above 0 and at most 1" if above_zero else "between 0 and 1"
+        return False
+    return True
+
+
+def _share(text: str, within: bool, rule: str) -> float:
+    if not _number(text):
+        raise typer.BadParameter(f"{text!r} is not a number")
+    if not within:
         raise typer.BadParameter(f"{text} is not a share {rule}")
-    return value
+    return float(text)
 
 
 def reports_errors(command: Callable[..., None]) -> Callable[..., None]:

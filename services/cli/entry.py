@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 
 from services.cli import (
+    canary,
     deploy,
     monitor,
     predict,
@@ -27,7 +28,7 @@ from services.cli.common import app
 __all__ = ["app", "main"]
 
 # Importing the command modules registers their commands on `app`.
-_COMMANDS = (deploy, monitor, predict, quality, registry, retrain, serve, shadow, tasks)
+_COMMANDS = (canary, deploy, monitor, predict, quality, registry, retrain, serve, shadow, tasks)
 
 
 def main() -> None:

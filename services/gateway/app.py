@@ -32,6 +32,7 @@ from services.gateway.admission import Admission, LoopLag
 from services.gateway.asgi import GatewayApp
 from services.gateway.auth import BASIC, check_api_key
 from services.gateway.batch_jobs import BatchJobs
+from services.gateway.canary_judge import CanaryJudge
 from services.gateway.dashboard import Dashboard
 from services.gateway.dataplane import DataPlane
 from services.gateway.door import STATE_KEY, Door
@@ -42,6 +43,7 @@ from services.gateway.processes.metrics import MetricsExchange
 from services.gateway.rest import INFER_PATHS, build_routes, error_response
 from services.gateway.routes.alerts import alert_routes
 from services.gateway.routes.batch import batch_routes
+from services.gateway.routes.canary import canary_routes
 from services.gateway.routes.feedback import feedback_routes
 from services.gateway.routes.monitoring import monitoring_routes
 from services.gateway.routes.registry import registry_routes
@@ -100,6 +102,13 @@ def create_app(
             metrics.registry.register(collector)
         app.state.monitoring = monitoring
         app.state.batch_jobs = batch_jobs = BatchJobs(store, manager, settings.batch_dir)
+        app.state.canary_judge = judge = CanaryJudge(
+            store,
+            manager,
+            metrics,
+            interval_s=settings.canary_check_s,
+            min_requests=settings.canary_min_requests,
+        )
         admission = Admission(_shed_lag_s(settings), lag=LoopLag(report=metrics.loop_lag.set))
         app.state.dataplane = DataPlane(
             manager,
@@ -115,6 +124,7 @@ def create_app(
             dashboard.source = exchange.merged
         await monitoring.start()
         await manager.start()
+        await judge.start()
         await dashboard.start()
         await admission.start()
         grpc_server = None
@@ -133,6 +143,7 @@ def create_app(
                 await grpc_server.stop()  # first: its calls still need everything below
             await admission.stop()
             await dashboard.stop()
+            await judge.stop()
             await batch_jobs.stop()  # before the manager: its batches need the versions
             await app.state.dataplane.shadowing.drained()  # mirrored requests in flight
             await manager.stop()
@@ -164,6 +175,7 @@ def create_app(
     app.router.routes.extend(task_routes(settings))
     app.router.routes.extend(registry_routes(settings))
     app.router.routes.extend(batch_routes(settings))
+    app.router.routes.extend(canary_routes(settings))
     app.router.routes.extend(docs_routes(settings))
 
     async def envelope(_request: Request, exc: Exception) -> Response:

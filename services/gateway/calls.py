@@ -48,10 +48,11 @@ class Call:
     """One inference as it passes the data plane (see the module docstring). `started`:
     time.perf_counter() when the transport received it."""
 
-    __slots__ = ("admitted", "name", "started", "version")
+    __slots__ = ("admitted", "name", "route_key", "started", "version")
 
     def __init__(self, name: str, started: float) -> None:
         self.name = name
         self.started = started
         self.version = ""  # the metric label: routed, then answered
         self.admitted = False  # counted in flight by admission: leaves when answered
+        self.route_key: str | None = None  # a transport's key for a canary split (a header)

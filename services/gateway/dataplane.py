@@ -11,6 +11,7 @@ error's `reason`): the data-quality checks' refused share. Both are O(1) dict up
 
 from __future__ import annotations
 
+import random
 import time
 from importlib.metadata import version as package_version
 from typing import Any
@@ -27,6 +28,7 @@ from services.gateway.errors import DeadlineExceeded, InvalidTensor, Overloaded,
 from services.gateway.manager import ModelManager
 from services.gateway.served import Served
 from services.gateway.shadowing import Shadowing
+from services.gateway.traffic import route_key
 from services.gateway.validation import refused_rows, validate_inputs
 
 __all__ = ["DataPlane", "InferResult"]  # InferResult: re-exported from `calls`
@@ -48,6 +50,7 @@ class DataPlane:
         self.log = log
         self.admission = admission
         self.shadowing = Shadowing(manager, log, manager.metrics)
+        self.draw = random.random  # a canary split's draw for requests without a route key
 
     def begin(self, call: Call, version: int | None) -> None:
         """What every transport does before it reads a request's tensors: label the call
@@ -144,7 +147,10 @@ class DataPlane:
         (when the transport got the request) on time.perf_counter()'s. `call` (from
         `begin`) is labelled with the version that answers."""
         started = time.perf_counter() if arrived is None else arrived
-        with self.manager.acquire(name, version) as served:
+        key = route_key(request.parameters.get("route_key", call and call.route_key))
+        split = self.manager.traffic.split
+        answering = version if version is not None else split(name, key, self.draw)
+        with self.manager.acquire(name, answering) as served:
             if call is not None:
                 call.version = str(served.version)
             inputs = self._validated(name, served, request.inputs)
@@ -172,7 +178,9 @@ class DataPlane:
         `booleans`: whether the body may hold a true or false (false only when the raw
         body has neither word), which the instances are then searched for."""
         started = time.perf_counter() if arrived is None else arrived
-        with self.manager.acquire(name, None) as served:
+        key = route_key(call and call.route_key)
+        answering = self.manager.traffic.split(name, key, self.draw)
+        with self.manager.acquire(name, answering) as served:
             if call is not None:
                 call.version = str(served.version)
             try:

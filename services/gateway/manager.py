@@ -32,6 +32,7 @@ from services.gateway.errors import ModelNotLoaded, ModelNotReady
 from services.gateway.loading import close_version, open_version
 from services.gateway.served import Served
 from services.gateway.settings import GatewaySettings
+from services.gateway.traffic import TrafficRules
 
 __all__ = ["ModelManager"]
 
@@ -57,8 +58,7 @@ class ModelManager:
         self._failed: dict[Key, tuple[str, float]] = {}
         self._explicit: dict[str, set[int]] = {}
         self._disabled: set[str] = set()
-        # model → (the version its first shadowed alias answers with, shadow, rate)
-        self._shadows: dict[str, tuple[int, int, float]] = {}
+        self.traffic = TrafficRules()  # shadows and canaries of the served aliases
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._changed = False
@@ -156,17 +156,6 @@ class ModelManager:
     def routed_version(self, name: str) -> int | None:
         return self._routes.get(name)
 
-    def _role(self, key: Key) -> str:
-        shadow = self._shadows.get(key[0])
-        if shadow is not None and shadow[1] == key[1]:
-            return "shadow"
-        return "serving" if self._aliases.get(key) else "loaded"
-
-    def shadow_for(self, name: str, version: int) -> tuple[int, float] | None:
-        """(shadow version, rate) when requests `version` answers for `name` are mirrored."""
-        found = self._shadows.get(name)
-        return None if found is None or found[0] != version else found[1:]
-
     def served_views(self) -> list[ServedView]:
         """What /metrics reports of each ready version, read when Prometheus scrapes."""
         return [
@@ -177,7 +166,7 @@ class ModelManager:
                 self._aliases.get(key, ()),
                 s.batcher.queued_rows,
                 s.batcher.settings.max_queue,
-                self._role(key),
+                self.traffic.role(key, bool(self._aliases.get(key))),
             )
             for key, s in list(self._served.items())
             if s.state == "READY"
@@ -202,12 +191,13 @@ class ModelManager:
                         wanted.setdefault(name, []).append(by_alias[alias])
             for name, explicit in self._explicit.items():
                 wanted.setdefault(name, []).extend(sorted(explicit, reverse=True))
-            shadows = await self._shadow_targets(targets)
-            for name, (_, version, _) in shadows.items():
-                if (name, version) not in self._served and not self._recently_failed(
-                    (name, version)
-                ):
-                    await self._load((name, version))
+            rules = await asyncio.to_thread(
+                TrafficRules.read, self.registry, self.settings.serve_aliases, targets
+            )
+            extra = [k for k in rules.versions() if k[0] not in self._disabled]
+            for key in extra:
+                if key not in self._served and not self._recently_failed(key):
+                    await self._load(key)
             for name, versions in wanted.items():
                 for version in dict.fromkeys(versions):
                     if (name, version) not in self._served and not self._recently_failed(
@@ -221,7 +211,7 @@ class ModelManager:
                 # A routed version stays until its replacement is ready (a failed swap
                 # leaves it serving); it goes only when its model is no longer wanted.
                 routed = name in wanted and self._routes.get(name) == version
-                shadow = name in shadows and shadows[name][1] == version
+                shadow = (name, version) in extra
                 if version not in wanted.get(name, []) and not routed and not shadow:
                     await self._retire(served)
                 elif served.state == "READY" and stamps.get(key) != served.config_stamp:
@@ -230,30 +220,13 @@ class ModelManager:
                 if name not in wanted:
                     del self._routes[name]
             self._aliases = aliases
-            self._shadows = shadows
+            self.traffic = rules.ready(self._served)
             if self._changed:
                 self._changed = memory.settle_new()
             batchers = [s.batcher for s in self._served.values()]
             if self._retired and memory.settle_all_if_quiet(batchers):
                 self._retired = False  # a retired version's cycles, collected once quiet
             self.synced = True
-
-    async def _shadow_targets(
-        self, targets: Mapping[str, Mapping[str, int]]
-    ) -> dict[str, tuple[int, int, float]]:
-        """Per served model, the shadow of the first served alias that has one."""
-        aliases = self.settings.serve_aliases
-        found = await asyncio.to_thread(self.registry.shadows.targets, aliases)
-        shadows: dict[str, tuple[int, int, float]] = {}
-        for name, by_alias in found.items():
-            if name in self._disabled:
-                continue
-            for alias in aliases:
-                if alias in by_alias and alias in targets.get(name, {}):
-                    shadow, rate = by_alias[alias]
-                    shadows[name] = (targets[name][alias], shadow, rate)
-                    break
-        return shadows
 
     def _recently_failed(self, key: Key) -> bool:
         failure = self._failed.get(key)

@@ -34,6 +34,7 @@ from services.gateway.dataplane import DataPlane
 from services.gateway.errors import InvalidTensor, Unavailable, error_body
 from services.gateway.params import DEADLINE_HEADER, model_name, unix_deadline, version_number
 from services.gateway.settings import GatewaySettings
+from services.gateway.traffic import ROUTE_HEADER
 
 __all__ = [
     "INFER_PATHS",
@@ -159,6 +160,7 @@ def build_routes(settings: GatewaySettings, metrics: GatewayMetrics) -> list[Rou
         dataplane = user(request)
         name, version = target(request)
         call: Call = request.scope[CALL_KEY]
+        call.route_key = request.headers.get(ROUTE_HEADER)
         dataplane.begin(call, version)  # 404/503 before reading the body
         body = await read_body(request, settings.max_body_bytes)
         decoded = decode_request(body, request.headers.get(HEADER_LENGTH))
@@ -178,6 +180,7 @@ def build_routes(settings: GatewaySettings, metrics: GatewayMetrics) -> list[Rou
         dataplane = user(request)
         name, _ = target(request)
         call: Call = request.scope[CALL_KEY]
+        call.route_key = request.headers.get(ROUTE_HEADER)
         dataplane.begin(call, None)
         body = await read_body(request, settings.max_body_bytes)
         document = parse_json(body, error=InvalidTensor)

@@ -80,6 +80,11 @@ class GatewaySettings(BaseSettings):
     """`MLGATE_INTRA_OP_THREADS`: onnxruntime threads per running batch."""
     graph_optimization: str = "all"
     """`MLGATE_GRAPH_OPTIMIZATION`: onnxruntime level: disabled, basic, extended, all."""
+    canary_check_s: float = Field(default=10.0, gt=0)
+    """`MLGATE_CANARY_CHECK_S`: how often a canary is judged against the alias's version."""
+    canary_min_requests: int = Field(default=200, gt=0)
+    """`MLGATE_CANARY_MIN_REQUESTS`: answers each side needs before a canary can be rolled
+    back on its errors or latency."""
     batch_dir: Path | None = None
     """`MLGATE_BATCH_DIR`: the folder batch jobs (`POST /batch/jobs`) read from and write to;
     every path a job names is inside it. Default: `<home>/batch`."""

@@ -57,7 +57,7 @@ class Shadowing:
         """The shadow version to mirror this request to, or None."""
         if explicit:
             return None
-        found = self.manager.shadow_for(name, answering.version)
+        found = self.manager.traffic.shadow_for(name, answering.version)
         if found is None:
             return None
         shadow, rate = found

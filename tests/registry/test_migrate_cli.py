@@ -26,7 +26,7 @@ def without_serving_configs(tmp_path: Path) -> Migrations:
     shutil.copytree(
         REGISTRY_MIGRATIONS.folder, folder, ignore=shutil.ignore_patterns("__pycache__")
     )
-    for later in ["v0002_*.py", "v0003_*.py", "v0004_*.py", "v0005_*.py"]:
+    for later in ["v0002_*.py", "v0003_*.py", "v0004_*.py", "v0005_*.py", "v0006_*.py"]:
         for path in (folder / "versions").glob(later):
             path.unlink()
     return dataclasses.replace(REGISTRY_MIGRATIONS, folder=folder, head="0001")
@@ -58,13 +58,13 @@ def test_upgrade_current_and_downgrade_a_database(
     url = f"sqlite:///{tmp_path / 'registry.db'}"
     plan = REGISTRY_MIGRATIONS
     assert main(plan, ["upgrade", "--url", url]) == 0
-    assert capsys.readouterr().out.strip() == "applied 0001, 0002, 0003, 0004, 0005"
+    assert capsys.readouterr().out.strip() == "applied 0001, 0002, 0003, 0004, 0005, 0006"
     assert main(plan, ["current", "--url", url]) == 0
-    assert capsys.readouterr().out.strip() == "0005 (head)"
+    assert capsys.readouterr().out.strip() == "0006 (head)"
 
     assert main(plan, ["downgrade", "0001", "--url", url]) == 0
     assert versions(url, "alembic_version") == ["0001"]
     assert main(plan, ["downgrade", "0099", "--url", url]) == 1
     assert "0099" in capsys.readouterr().err
     assert main(plan, ["upgrade", "--url", url]) == 0
-    assert capsys.readouterr().out.strip() == "applied 0002, 0003, 0004, 0005"
+    assert capsys.readouterr().out.strip() == "applied 0002, 0003, 0004, 0005, 0006"

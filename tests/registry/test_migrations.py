@@ -77,13 +77,13 @@ def test_the_head_in_code_is_alembics_only_head(plan: Migrations) -> None:
 
 
 def test_empty_to_head_is_what_create_all_makes(registry_url: str, other_database_url: str) -> None:
-    assert _migrate(registry_url) == ["0001", "0002", "0003", "0004", "0005"]
+    assert _migrate(registry_url) == ["0001", "0002", "0003", "0004", "0005", "0006"]
     _create_all(other_database_url)
 
     assert differences(registry_url, PLAN, Base.metadata) == []
     assert snapshot(registry_url) == snapshot(other_database_url)
     assert set(snapshot(registry_url)) == set(Base.metadata.tables)
-    assert versions(registry_url, "alembic_version") == ["0005"]
+    assert versions(registry_url, "alembic_version") == ["0006"]
     assert _schema_version(registry_url) == "3"
 
 
@@ -100,7 +100,7 @@ def test_a_legacy_schema_is_the_revision_it_is_stamped_at(
 
 @pytest.mark.parametrize(
     ("schema_version", "applied"),
-    [(1, ["0002", "0003", "0004", "0005"]), (2, ["0003", "0004", "0005"])],
+    [(1, ["0002", "0003", "0004", "0005", "0006"]), (2, ["0003", "0004", "0005", "0006"])],
     ids=["v1", "v2"],
 )
 def test_a_database_written_before_alembic_is_stamped_and_upgraded(
@@ -111,7 +111,7 @@ def test_a_database_written_before_alembic_is_stamped_and_upgraded(
     before = rows(registry_url, legacy_tables - {"mlgate_meta"})
 
     assert _migrate(registry_url) == applied
-    assert versions(registry_url, "alembic_version") == ["0005"]
+    assert versions(registry_url, "alembic_version") == ["0006"]
     assert differences(registry_url, PLAN, Base.metadata) == []
     assert rows(registry_url, legacy_tables - {"mlgate_meta"}) == before
     assert _schema_version(registry_url) == "3"
@@ -161,7 +161,7 @@ def test_a_database_newer_than_the_code_is_refused(registry_url: str, tmp_path: 
     registry.close()
     assert "registry database" in str(refused.value)
     assert "at revision 0099" in str(refused.value)
-    assert "its newest is 0005" in str(refused.value)
+    assert "its newest is 0006" in str(refused.value)
     assert versions(registry_url, "alembic_version") == ["0099"]
 
 
@@ -172,7 +172,7 @@ def test_downgrades_undo_every_revision(registry_url: str, other_database_url: s
     downgrade_to(registry_url, PLAN, "base")
     assert snapshot(registry_url) == {}
 
-    assert _migrate(registry_url) == ["0001", "0002", "0003", "0004", "0005"]
+    assert _migrate(registry_url) == ["0001", "0002", "0003", "0004", "0005", "0006"]
     _create_all(other_database_url)
     assert snapshot(registry_url) == snapshot(other_database_url)
 
@@ -212,8 +212,8 @@ def test_concurrent_openers_on_postgres_migrate_once(postgres_url: str) -> None:
         results = sorted(opener.result() for opener in openers)
     holder.dispose()
 
-    assert results == [[], ["0001", "0002", "0003", "0004", "0005"]]
-    assert versions(postgres_url, "alembic_version") == ["0005"]
+    assert results == [[], ["0001", "0002", "0003", "0004", "0005", "0006"]]
+    assert versions(postgres_url, "alembic_version") == ["0006"]
 
 
 def _wait_for_lock_waiters(connection: Connection, count: int) -> None:

@@ -13,6 +13,7 @@ from importlib.metadata import version as package_version
 from typing import Any
 
 from services.gateway.openapi.batch import batch_paths
+from services.gateway.openapi.canary import canary_paths
 from services.gateway.openapi.common import error_responses
 from services.gateway.openapi.control import control_paths
 from services.gateway.openapi.inference import inference_paths
@@ -101,6 +102,7 @@ def _paths(settings: GatewaySettings) -> dict[str, Any]:
         **control_paths(settings),
         **registry_paths(settings),
         **batch_paths(settings),
+        **canary_paths(settings),
     }
     paths["/retraining/tasks"]["post"] = open_task_operation(settings)  # beside its listing
     return paths

@@ -15,6 +15,7 @@ from typing import Any
 from services.gateway.codec import DATATYPES
 from services.gateway.deployment import Deployment
 from services.gateway.openapi.batch import batch_schemas
+from services.gateway.openapi.canary import canary_schemas
 from services.gateway.openapi.common import COUNT, INT64_MAX, NUMBER, STRING, array, obj, ref
 from services.gateway.openapi.control_schemas import monitoring_schemas, task_schemas
 from services.gateway.openapi.registry import registry_schemas
@@ -32,6 +33,7 @@ def schemas() -> Json:
         **task_schemas(),
         **registry_schemas(),
         **batch_schemas(),
+        **canary_schemas(),
     }
 
 

@@ -32,7 +32,7 @@ def _monitor(home: Path) -> MonitorSettings:
 async def _shadowing(manager: Any, check: Callable[[Any], bool]) -> None:
     """Until the gateway's manager has loaded the shadow and mirrors to it."""
     deadline = time.monotonic() + PATIENCE_S
-    while not check(manager.shadow_for("mlp", 1)):
+    while not check(manager.traffic.shadow_for("mlp", 1)):
         assert time.monotonic() < deadline, "the shadow did not load"
         await asyncio.sleep(0.01)
 

@@ -522,7 +522,7 @@ function showEmpty(message) {
 function renderInfo(name, model) {
   const chips = model.versions.map((v) => {
     const aliases = v.aliases.length ? ` · ${v.aliases.join(", ")}` : "";
-    const role = v.role === "shadow" ? " · shadow" : "";
+    const role = ["shadow", "canary"].includes(v.role) ? ` · ${v.role}` : "";
     return h("span", { class: "chip" }, `v${v.version} · ${v.format}${aliases}${role}`);
   });
   if (!chips.length) chips.push(h("span", { class: "chip muted" }, "not served"));

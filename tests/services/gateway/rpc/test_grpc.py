@@ -412,7 +412,7 @@ def test_a_shadow_sees_grpc_traffic_too(registry: Registry) -> None:
     registry.shadows.set("mlp", "production", 2, 1.0, reason="gRPC callers too")
     with LiveServer(registry, grpc_port=0) as live:
         manager = live.app.state.dataplane.manager
-        wait_until(lambda: manager.shadow_for("mlp", 1) is not None, "the shadow to load")
+        wait_until(lambda: manager.traffic.shadow_for("mlp", 1) is not None, "the shadow to load")
         client = grpc_client(live)
         try:
             answers = [
