@@ -1,8 +1,8 @@
 """Rolling a canary back when it does worse than the version its alias points to.
 
 Every `MLGATE_CANARY_CHECK_S` (10 s) the gateway compares, for each model it splits, what
-the canary and the alias's version answered here since the canary started (answers by
-status code, the latency histogram) and their latest quality evaluations. It rolls the
+the canary and the alias's version answered here since it first judged the canary (answers
+by status code, the latency histogram) and their latest quality evaluations. It rolls the
 canary back, for every replica (the registry's record ends `rolled_back`, with the
 evidence), on the first of these rules that holds once each has answered at least
 `MLGATE_CANARY_MIN_REQUESTS` (200) requests:
