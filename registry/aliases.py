@@ -7,16 +7,18 @@ from, to, when, by whom and why. Nothing ever updates or deletes an event.
 
 from __future__ import annotations
 
+import math
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry.errors import AliasUnchanged, BadRequest, NotServable
+from registry.errors import AliasUnchanged, BadRequest, NotFound, NotServable
 from registry.names import ModelRef, check_alias, check_model_name
 from registry.queries import find_model, lock_model, resolve, to_record
 from registry.records import SERVABLE_KINDS, AliasEvent
-from registry.schema import AliasEventRow, AliasRow, utcnow
+from registry.schema import AliasEventRow, AliasRow, VersionRow, utcnow
 
-__all__ = ["alias_events", "move_alias"]
+__all__ = ["alias_events", "beside_alias", "move_alias", "share_of_requests"]
 
 
 def move_alias(
@@ -74,3 +76,40 @@ def alias_events(session: Session, name: str, alias: str | None) -> list[AliasEv
     return [
         AliasEvent.from_row(row, name) for row in session.scalars(query.order_by(AliasEventRow.id))
     ]
+
+
+def beside_alias(
+    session: Session, name: str, alias: str, version: int, role: str
+) -> tuple[AliasRow, VersionRow]:
+    """The alias and the version that is to run beside it (a shadow, a canary): the alias
+    exists (404), the version is another one of the model (400) that can serve (409)."""
+    model = find_model(session, name)
+    target = session.scalar(
+        select(AliasRow).where(AliasRow.model_id == model.id, AliasRow.name == check_alias(alias))
+    )
+    if target is None:
+        raise NotFound(f"model {name} has no alias {alias!r}")
+    row = resolve(session, ModelRef(name, version=version))
+    if row.id == target.version_id:
+        raise BadRequest(
+            f"{name}:{version} is what {alias!r} points to: a {role} is another version"
+        )
+    if not to_record(session, row).servable_formats:
+        raise NotServable(
+            f"{name}:{version} has no artifact that passed the parity gate; it cannot serve, "
+            f"even as a {role}"
+        )
+    return target, row
+
+
+def share_of_requests(value: object, field: str, *, whole: bool) -> float:
+    """`value` as a share of requests above 0 and at most 1 (`whole`) or below 1; 400 naming
+    `field` otherwise."""
+    top = "at most 1" if whole else "below 1"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not (math.isfinite(value) and value > 0 and (value <= 1 if whole else value < 1))
+    ):
+        raise BadRequest(f"'{field}' must be a share of requests above 0 and {top}, got {value!r}")
+    return float(value)

@@ -9,7 +9,6 @@ like any move. The rows stay: an alias's canaries, how each ended and on what ev
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -18,13 +17,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry.aliases import move_alias
+from registry.aliases import beside_alias, move_alias, share_of_requests
 from registry.db import Database
-from registry.errors import BadRequest, NotFound, NotServable
-from registry.names import ModelRef, check_alias
-from registry.queries import find_model, resolve, to_record
+from registry.errors import BadRequest, NotFound
+from registry.names import check_alias
+from registry.queries import find_model
 from registry.records import AliasEvent
-from registry.schema import AliasRow, CanaryRow, ModelRow, VersionRow, utcnow
+from registry.schema import CanaryRow, ModelRow, VersionRow, utcnow
 
 __all__ = ["ENDINGS", "Canaries", "Canary"]
 
@@ -63,28 +62,10 @@ class Canaries:
 
     def start(self, name: str, alias: str, version: int, weight: object, *, reason: str) -> Canary:
         """A new canary; one already running on the alias is stopped (replaced)."""
-        check_alias(alias)
-        if (
-            isinstance(weight, bool)
-            or not isinstance(weight, int | float)
-            or not (math.isfinite(weight) and 0 < weight < 1)
-        ):
-            raise BadRequest(
-                f"'weight' must be a share of requests above 0 and below 1, got {weight!r}"
-            )
+        share = share_of_requests(weight, "weight", whole=False)
         _reason(reason, "start a canary")
         with self._db.write() as session:
-            target = _alias(session, name, alias)
-            canary = resolve(session, ModelRef(name, version=version))
-            if canary.id == target.version_id:
-                raise BadRequest(
-                    f"{name}:{version} is what {alias!r} points to: a canary is another version"
-                )
-            if not to_record(session, canary).servable_formats:
-                raise NotServable(
-                    f"{name}:{version} has no artifact that passed the parity gate; it cannot "
-                    "answer requests"
-                )
+            target, canary = beside_alias(session, name, alias, version, "canary")
             running = _running(session, target.model_id, alias)
             if running is not None:
                 self._close(running, "stopped", f"replaced by {name}:{version}", None)
@@ -92,7 +73,7 @@ class Canaries:
                 model_id=target.model_id,
                 alias=alias,
                 version_id=canary.id,
-                weight=float(weight),
+                weight=share,
                 status="running",
                 actor=self._actor(),
                 reason=reason.strip(),
@@ -169,16 +150,6 @@ class Canaries:
 def _reason(reason: str, what: str) -> None:
     if not reason or not reason.strip():
         raise BadRequest(f"a reason is required to {what}; say why")
-
-
-def _alias(session: Session, name: str, alias: str) -> AliasRow:
-    model = find_model(session, name)
-    row = session.scalar(
-        select(AliasRow).where(AliasRow.model_id == model.id, AliasRow.name == alias)
-    )
-    if row is None:
-        raise NotFound(f"model {name} has no alias {alias!r}")
-    return row
 
 
 def _running(session: Session, model_id: int, alias: str) -> CanaryRow | None:

@@ -9,7 +9,6 @@ and the alias must exist. One shadow per alias; setting another replaces it.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -18,11 +17,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from registry.aliases import beside_alias, share_of_requests
 from registry.db import Database
-from registry.errors import BadRequest, NotFound, NotServable
-from registry.names import ModelRef, check_alias
-from registry.queries import find_model, resolve, to_record
-from registry.schema import AliasRow, ModelRow, ShadowRow, VersionRow, utcnow
+from registry.errors import BadRequest, NotFound
+from registry.names import check_alias
+from registry.queries import find_model
+from registry.schema import ModelRow, ShadowRow, VersionRow, utcnow
 
 __all__ = ["Shadow", "Shadows"]
 
@@ -51,29 +51,11 @@ class Shadows:
         self._actor = actor
 
     def set(self, name: str, alias: str, version: int, rate: object, *, reason: str) -> Shadow:
-        check_alias(alias)
-        if (
-            isinstance(rate, bool)
-            or not isinstance(rate, int | float)
-            or not (math.isfinite(rate) and 0 < rate <= 1)
-        ):
-            raise BadRequest(
-                f"'rate' must be a share of requests above 0 and at most 1, got {rate!r}"
-            )
+        share = share_of_requests(rate, "rate", whole=True)
         if not reason or not reason.strip():
             raise BadRequest("a reason is required to set a shadow; say why")
         with self._db.write() as session:
-            target = _alias(session, name, alias)
-            shadow = resolve(session, ModelRef(name, version=version))
-            if shadow.id == target.version_id:
-                raise BadRequest(
-                    f"{name}:{version} is what {alias!r} points to: a shadow is another version"
-                )
-            if not to_record(session, shadow).servable_formats:
-                raise NotServable(
-                    f"{name}:{version} has no artifact that passed the parity gate; it cannot "
-                    "serve, even in shadow"
-                )
+            target, shadow = beside_alias(session, name, alias, version, "shadow")
             row = session.scalar(
                 select(ShadowRow).where(
                     ShadowRow.model_id == target.model_id, ShadowRow.alias == alias
@@ -82,7 +64,7 @@ class Shadows:
             if row is None:
                 row = ShadowRow(model_id=target.model_id, alias=alias)
                 session.add(row)
-            row.version_id, row.rate = shadow.id, float(rate)
+            row.version_id, row.rate = shadow.id, share
             row.updated_at, row.actor, row.reason = utcnow(), self._actor(), reason.strip()
             session.flush()
             return Shadow(name, alias, version, row.rate, row.updated_at, row.actor, row.reason)
@@ -110,16 +92,6 @@ class Shadows:
             for shadow in _shadows(session, aliases):
                 found.setdefault(shadow.model, {})[shadow.alias] = (shadow.version, shadow.rate)
             return found
-
-
-def _alias(session: Session, name: str, alias: str) -> AliasRow:
-    model = find_model(session, name)
-    row = session.scalar(
-        select(AliasRow).where(AliasRow.model_id == model.id, AliasRow.name == alias)
-    )
-    if row is None:
-        raise NotFound(f"model {name} has no alias {alias!r}")
-    return row
 
 
 def _shadows(session: Session, aliases: Sequence[str] | None) -> list[Shadow]:
