@@ -161,6 +161,18 @@ class MonitorSettings(BaseSettings):
     """`MLGATE_RETRAIN_MAX_FORGETTING`: a candidate worse than the serving version by more
     than this on the original evaluation data is declined, unless the serving version
     itself fell on the task's window (the old labels no longer hold)."""
+    retrain_stage: Literal["none", "canary"] = "none"
+    """`MLGATE_RETRAIN_STAGE`: `canary` gives a candidate that won the offline comparison a
+    share of live traffic first (services/retraining/stage.py); it is promoted once the
+    canary has answered enough requests without the gateways rolling it back."""
+    retrain_stage_weight: float = Field(default=0.1, gt=0, lt=1)
+    """`MLGATE_RETRAIN_STAGE_WEIGHT`: the canary's share of the alias's requests."""
+    retrain_stage_rows: int = Field(default=500, ge=1)
+    """`MLGATE_RETRAIN_STAGE_ROWS`: rows the canary must answer (as the inference log holds
+    them) before it is promoted."""
+    retrain_stage_timeout_s: float = Field(default=86400.0, gt=0)
+    """`MLGATE_RETRAIN_STAGE_TIMEOUT_S`: a canary that has not answered enough rows by then is
+    stopped and its candidate left for a person (no data is no evidence)."""
     retrain_label_wait_s: float = Field(default=300.0, gt=0)
     """`MLGATE_RETRAIN_LABEL_WAIT_S`: a task whose window has too few labels yet goes back to
     open, and is tried again after this long."""

@@ -9,7 +9,8 @@ After `run_demo` has trained, registered, exported and promoted credit-risk:1, o
     harmful drift + labels            → the label relation changed: realised quality falls
                                         significantly, exactly one task opens
     the task                          → retrained on the rows that showed the harm, gated,
-                                        judged on held-out rows, promoted
+                                        judged on held-out rows, a canary on 30 % of the
+                                        traffic, promoted on the live rows
     the same world again              → served by v2, whose quality is surely above
                                         where v1 had fallen
 
@@ -73,6 +74,12 @@ LOOP_ENV = {
     # waits for them (traffic goes on meanwhile), and v2 learns the new rules well.
     "MLGATE_RETRAIN_MIN_LABELLED_ROWS": "2000",
     "MLGATE_RETRAIN_LABEL_WAIT_S": "1",
+    # The candidate answers 30 % of the traffic as a canary first, and is promoted once it
+    # has answered 300 logged rows without the gateway rolling it back.
+    "MLGATE_RETRAIN_STAGE": "canary",
+    "MLGATE_RETRAIN_STAGE_WEIGHT": "0.3",
+    "MLGATE_RETRAIN_STAGE_ROWS": "300",
+    "MLGATE_CANARY_CHECK_S": "1",
     "MLGATE_POLL_INTERVAL_S": "0.5",
     # Every demo request must be answered, and training runs in this same process: the
     # event-loop-lag shedder would turn a busy machine's late loop into failed steps.
@@ -204,13 +211,16 @@ def run_loop(
             raise LoopStepFailed(f"task {task['id']} ended {task['status']}: {task['error']}")
         compared = task["outcome"]["window"]
         version = task["candidate_version"]
+        stage = task["outcome"].get("stage") or {}
         done(
             "retrained, gated, judged, promoted",
             started,
             f"v{version} {compared['metric']} {compared['challenger']:.3f} vs v1 "
             f"{compared['champion']:.3f} on {compared['n']} held-out rows of the task's "
             f"window, gain {compared['gain']:+.3f} [{compared['lower']:+.3f}, "
-            f"{compared['upper']:+.3f}]",
+            f"{compared['upper']:+.3f}]; then a canary on {stage.get('weight', 0):.0%} of "
+            f"the traffic, promoted after {stage.get('rows', 0)} live rows",
+            stage=stage,
         )
 
         started = time.perf_counter()
@@ -273,7 +283,8 @@ class _Phases:
 
     def while_open(self, task_id: int, drift: Drift, timeout_s: float = 240) -> Any:
         """The task once it has ended, traffic going on meanwhile: a task that waits for
-        enough labelled rows in its window gets them, as it would from live traffic."""
+        enough labelled rows in its window gets them, and a candidate in its canary stage
+        its live rows, as they would from live traffic."""
         deadline = time.monotonic() + timeout_s
         while True:
             task = self.gateway.api.task(task_id)
@@ -281,7 +292,8 @@ class _Phases:
                 return task
             if time.monotonic() > deadline:
                 raise LoopStepFailed(f"task {task_id} did not end within {timeout_s:g} s")
-            if task["status"] == "open":
+            staged = (task["outcome"].get("stage") or {}).get("state") == "running"
+            if task["status"] == "open" or staged:  # labels to wait for, or a live stage
                 self._chunk("waiting", CHUNK, drift)
             time.sleep(0.5)
 

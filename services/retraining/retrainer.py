@@ -52,6 +52,7 @@ from registry.records import ModelVersion
 from registry.store import Registry
 from services.retraining.candidate import Candidates, RetrainProgress, Stop, tell_stage
 from services.retraining.judge import Judgement, judge_candidate
+from services.retraining.stage import CanaryStage
 
 __all__ = ["RetrainProgress", "RetrainSettings", "Retrainer"]
 
@@ -112,9 +113,15 @@ class Retrainer:
         self.candidates = Candidates(
             registry, self.tasks, self.settings.seed, self.settings.params, progress
         )
+        self.stage = CanaryStage(
+            registry, self.tasks, monitor_settings, alias=self.settings.alias, worker=worker
+        )
 
     def run_next(self) -> Task | None:
-        """Claim the oldest open task this worker may take and retrain it; None if none."""
+        """Move candidates in their live stage; then claim the oldest open task this worker
+        may take and retrain it. None if none was open."""
+        for moved in self.stage.advance():
+            self._tell(moved)
         task = self.tasks.claim(self.worker)
         if task is None:
             return None
@@ -167,6 +174,8 @@ class Retrainer:
         return self._decide(judged, candidate, judgement)
 
     def _decide(self, task: Task, candidate: ModelVersion, judgement: Judgement) -> Task:
+        if judgement.verdict == "promote" and self.settings.auto_promote and self.stage.enabled:
+            return self._tell(self.stage.start(task, candidate.version, judgement.reason))
         if judgement.verdict == "promote" and self.settings.auto_promote:
             tell_stage(self.progress, task, "promote")
             self.registry.set_alias(

@@ -51,6 +51,13 @@ def test_the_demo_runs_the_whole_loop(tmp_path: Path) -> None:
         # One task, opened by the harm and not by the harmless drift before it.
         tasks = TaskStore(registry.db).list(model="credit-risk")
         assert [(t.reason, t.status) for t in tasks] == [("realised_drop", "promoted")]
+        # Through a canary first: promoted on its live rows, the alias moved by completing it.
+        stage = tasks[0].outcome["stage"]
+        assert (stage["kind"], stage["state"]) == ("canary", "completed")
+        assert stage["rows"] >= 300
+        [canary] = registry.canaries.of("credit-risk")
+        assert (canary.version, canary.status) == (2, "completed")
+        assert history[-1].reason.startswith("canary completed:")
         finding = next(s for s in outcome["steps"] if s["name"] == "harmless drift: a finding")
         assert "a finding, not a task" in finding["figure"]
     finally:
