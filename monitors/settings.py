@@ -161,15 +161,18 @@ class MonitorSettings(BaseSettings):
     """`MLGATE_RETRAIN_MAX_FORGETTING`: a candidate worse than the serving version by more
     than this on the original evaluation data is declined, unless the serving version
     itself fell on the task's window (the old labels no longer hold)."""
-    retrain_stage: Literal["none", "canary"] = "none"
-    """`MLGATE_RETRAIN_STAGE`: `canary` gives a candidate that won the offline comparison a
-    share of live traffic first (services/retraining/stage.py); it is promoted once the
-    canary has answered enough requests without the gateways rolling it back."""
+    retrain_stage: Literal["none", "canary", "shadow"] = "none"
+    """`MLGATE_RETRAIN_STAGE`: a candidate that won the offline comparison meets live traffic
+    first: `canary` (a share of it, services/retraining/stage.py), promoted once it answered
+    enough requests without the gateways rolling it back; `shadow` (a copy of it,
+    services/retraining/shadow_stage.py), promoted once enough paired rows show it no
+    slower and of no worse quality."""
     retrain_stage_weight: float = Field(default=0.1, gt=0, lt=1)
-    """`MLGATE_RETRAIN_STAGE_WEIGHT`: the canary's share of the alias's requests."""
+    """`MLGATE_RETRAIN_STAGE_WEIGHT`: the canary's share of the alias's requests, or the
+    share a shadow sees a copy of."""
     retrain_stage_rows: int = Field(default=500, ge=1)
-    """`MLGATE_RETRAIN_STAGE_ROWS`: rows the canary must answer (as the inference log holds
-    them) before it is promoted."""
+    """`MLGATE_RETRAIN_STAGE_ROWS`: rows the candidate must answer live (as the inference log
+    holds them; a shadow's paired with the serving version's) before it is judged."""
     retrain_stage_timeout_s: float = Field(default=86400.0, gt=0)
     """`MLGATE_RETRAIN_STAGE_TIMEOUT_S`: a canary that has not answered enough rows by then is
     stopped and its candidate left for a person (no data is no evidence)."""

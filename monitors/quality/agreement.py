@@ -25,7 +25,12 @@ from registry.quality.problem import Problem, read_predictions
 from registry.quality.profile import read_profile
 from registry.store import Registry
 
-__all__ = ["compare_versions"]
+__all__ = ["LATENCY_FACTOR", "LATENCY_SLACK_S", "compare_versions", "slower", "worse_quality"]
+
+# When a version on live traffic answers worse than the one it would replace (a canary's
+# rollback, a retrained candidate's live stage): slower, or of worse quality.
+LATENCY_FACTOR = 1.5
+LATENCY_SLACK_S = 0.005
 
 
 def compare_versions(
@@ -141,3 +146,27 @@ def _quality(registry: Registry, model: str, version: int) -> dict[str, Any] | N
         "realised": latest.result.get("realised"),
         "estimated": latest.result.get("estimated"),
     }
+
+
+def slower(p99_s: float | None, reference_p99_s: float | None) -> str | None:
+    """Why `p99_s` is too slow beside `reference_p99_s` (above 1.5× plus 5 ms), or None."""
+    if p99_s is None or reference_p99_s is None:
+        return None
+    if p99_s <= LATENCY_FACTOR * reference_p99_s + LATENCY_SLACK_S:
+        return None
+    return f"latency: p99 {p99_s * 1000:.1f} ms against {reference_p99_s * 1000:.1f} ms"
+
+
+def worse_quality(ours: Any, theirs: Any) -> str | None:
+    """Why the realised figure `ours` is worse than `theirs`: their intervals apart, on the
+    worse side; None when they overlap or either is missing."""
+    if not isinstance(ours, dict) or not isinstance(theirs, dict):
+        return None
+    higher = bool(ours.get("higher_is_better", True))
+    apart = ours["upper"] < theirs["lower"] if higher else ours["lower"] > theirs["upper"]
+    if not apart:
+        return None
+    return (
+        f"quality: {ours['value']:.3f} [{ours['lower']:.3f}, {ours['upper']:.3f}] against "
+        f"{theirs['value']:.3f} [{theirs['lower']:.3f}, {theirs['upper']:.3f}]"
+    )

@@ -33,6 +33,7 @@ from monitors.metrics.reading import (
     histogram_quantile,
     sum_buckets,
 )
+from monitors.quality.agreement import slower, worse_quality
 from monitors.quality.store import QualityStore
 from registry.canaries import Canary
 from registry.errors import NotFound
@@ -40,12 +41,10 @@ from registry.quality.intervals import wilson
 from registry.store import Registry
 from services.gateway.manager import ModelManager
 
-__all__ = ["LATENCY_FACTOR", "LATENCY_SLACK_S", "CanaryJudge"]
+__all__ = ["CanaryJudge"]
 
 log = logging.getLogger("mlgate.gateway")
 FAILED = "422"  # the model raised on the request's input: the alias's version did not
-LATENCY_FACTOR = 1.5
-LATENCY_SLACK_S = 0.005
 
 
 class CanaryJudge:
@@ -134,16 +133,9 @@ class CanaryJudge:
                 f"{theirs['errors']}/{theirs['requests']} for v{serving}",
                 {**evidence, "rule": "errors"},
             )
-        if (
-            ours["p99_s"] is not None
-            and theirs["p99_s"] is not None
-            and (ours["p99_s"] > LATENCY_FACTOR * theirs["p99_s"] + LATENCY_SLACK_S)
-        ):
-            return (
-                f"latency: p99 {ours['p99_s'] * 1000:.1f} ms against "
-                f"{theirs['p99_s'] * 1000:.1f} ms for v{serving}",
-                {**evidence, "rule": "latency"},
-            )
+        late = slower(ours["p99_s"], theirs["p99_s"])
+        if late is not None:
+            return f"{late} for v{serving}", {**evidence, "rule": "latency"}
         worse = self._quality_worse(name, serving, canary)
         if worse is not None:
             return worse, {**evidence, "rule": "quality"}
@@ -151,18 +143,12 @@ class CanaryJudge:
 
     def _quality_worse(self, name: str, serving: int, canary: int) -> str | None:
         store = QualityStore(self.registry.db)
-        checks = [store.latest(name, v) for v in (serving, canary)]
-        theirs, ours = (None if c is None else c.result.get("realised") for c in checks)
-        if not isinstance(theirs, dict) or not isinstance(ours, dict):
-            return None
-        higher = bool(ours.get("higher_is_better", True))
-        apart = ours["upper"] < theirs["lower"] if higher else ours["lower"] > theirs["upper"]
-        if not apart:
-            return None
-        return (
-            f"quality: {ours['value']:.3f} [{ours['lower']:.3f}, {ours['upper']:.3f}] against "
-            f"{theirs['value']:.3f} [{theirs['lower']:.3f}, {theirs['upper']:.3f}] for v{serving}"
+        theirs, ours = (store.latest(name, v) for v in (serving, canary))
+        why = worse_quality(
+            None if ours is None else ours.result.get("realised"),
+            None if theirs is None else theirs.result.get("realised"),
         )
+        return None if why is None else f"{why} for v{serving}"
 
 
 def _side(

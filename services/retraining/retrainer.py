@@ -52,6 +52,7 @@ from registry.records import ModelVersion
 from registry.store import Registry
 from services.retraining.candidate import Candidates, RetrainProgress, Stop, tell_stage
 from services.retraining.judge import Judgement, judge_candidate
+from services.retraining.shadow_stage import ShadowStage
 from services.retraining.stage import CanaryStage
 
 __all__ = ["RetrainProgress", "RetrainSettings", "Retrainer"]
@@ -113,15 +114,18 @@ class Retrainer:
         self.candidates = Candidates(
             registry, self.tasks, self.settings.seed, self.settings.params, progress
         )
-        self.stage = CanaryStage(
-            registry, self.tasks, monitor_settings, alias=self.settings.alias, worker=worker
-        )
+        where = {"alias": self.settings.alias, "worker": worker}
+        self.stages: dict[str, CanaryStage | ShadowStage] = {
+            "canary": CanaryStage(registry, self.tasks, monitor_settings, **where),
+            "shadow": ShadowStage(registry, self.tasks, monitor_settings, **where),
+        }
 
     def run_next(self) -> Task | None:
         """Move candidates in their live stage; then claim the oldest open task this worker
         may take and retrain it. None if none was open."""
-        for moved in self.stage.advance():
-            self._tell(moved)
+        for stage in self.stages.values():
+            for moved in stage.advance():
+                self._tell(moved)
         task = self.tasks.claim(self.worker)
         if task is None:
             return None
@@ -174,8 +178,9 @@ class Retrainer:
         return self._decide(judged, candidate, judgement)
 
     def _decide(self, task: Task, candidate: ModelVersion, judgement: Judgement) -> Task:
-        if judgement.verdict == "promote" and self.settings.auto_promote and self.stage.enabled:
-            return self._tell(self.stage.start(task, candidate.version, judgement.reason))
+        live = self.stages.get(self.monitor_settings.retrain_stage)
+        if judgement.verdict == "promote" and self.settings.auto_promote and live is not None:
+            return self._tell(live.start(task, candidate.version, judgement.reason))
         if judgement.verdict == "promote" and self.settings.auto_promote:
             tell_stage(self.progress, task, "promote")
             self.registry.set_alias(

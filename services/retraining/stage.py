@@ -51,10 +51,6 @@ class CanaryStage:
         self.alias = alias
         self.worker = worker
 
-    @property
-    def enabled(self) -> bool:
-        return self.settings.retrain_stage == "canary"
-
     def start(self, task: Task, version: int, why: str) -> Task:
         """Make the candidate the alias's canary; the task stays a candidate, in stage."""
         canary = self.registry.canaries.start(
@@ -80,7 +76,8 @@ class CanaryStage:
         moved = []
         for task in self.tasks.list(status="candidate", limit=1000):
             stage = task.outcome.get("stage")
-            if isinstance(stage, dict) and stage.get("state") == "running":
+            running = isinstance(stage, dict) and stage.get("state") == "running"
+            if running and isinstance(stage, dict) and stage.get("kind") == "canary":
                 done = self._advance(task, stage)
                 if done is not None:
                     moved.append(done)

@@ -43,6 +43,8 @@ def _env(shared: Path) -> dict[str, str]:
         "MLGATE_RETRAINER": "off",
         # The traffic stops once a task opens: retrain on what its window holds by then.
         "MLGATE_RETRAIN_MIN_LABELLED_ROWS": "200",
+        # ...and promote on the offline comparison: no live traffic follows for a stage.
+        "MLGATE_RETRAIN_STAGE": "none",
         "MLGATE_DRIFT_MONITOR": "external",
         "MLGATE_ARTIFACTS_URL": f"file://{shared / 'artifacts'}",
         "MLGATE_LOG_DIR": str(shared / "inference_log"),
