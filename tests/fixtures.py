@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -105,3 +106,16 @@ class SlowStack(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
+
+
+def ready_version(registry: Any, seed: int, *, candidate: bool = False) -> int:
+    """A `churn` version with a passing ONNX export recorded the way the exporters record
+    one (the file is a stand-in: nothing runs it), so it may serve, shadow or be a canary."""
+    version = registry.register(
+        make_mlp(seed=seed), "churn", torch.randn(4, 6), candidate=candidate
+    )
+    with registry.stage() as folder:
+        (folder / "model.onnx").write_bytes(b"onnx")
+        staged = registry.commit_artifact(folder, "onnx", status="passed", parity={"passed": True})
+    registry.add_artifact(version.ref, staged)
+    return int(version.version)

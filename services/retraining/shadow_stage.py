@@ -28,32 +28,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from monitors.quality.agreement import compare_versions, slower, worse_quality
-from monitors.settings import MonitorSettings
 from monitors.tasks.records import Task
-from monitors.tasks.store import TaskStore
 from registry.errors import NotFound
-from registry.store import Registry
+from services.retraining.stage import LiveStage
 
 __all__ = ["ShadowStage"]
 
 log = logging.getLogger("mlgate.retrainer")
 
 
-class ShadowStage:
-    def __init__(
-        self,
-        registry: Registry,
-        tasks: TaskStore,
-        settings: MonitorSettings,
-        *,
-        alias: str,
-        worker: str,
-    ) -> None:
-        self.registry = registry
-        self.tasks = tasks
-        self.settings = settings
-        self.alias = alias
-        self.worker = worker
+class ShadowStage(LiveStage):
+    kind = "shadow"
 
     def start(self, task: Task, version: int, why: str) -> Task:
         """Make the candidate the alias's shadow; the task stays a candidate, in stage."""
@@ -74,20 +59,6 @@ class ShadowStage:
         }
         log.info("task %s: %s:%s shadows @%s", task.id, task.model, version, self.alias)
         return self.tasks.note(task.id, outcome={"stage": stage})
-
-    def advance(self) -> list[Task]:
-        moved = []
-        for task in self.tasks.list(status="candidate", limit=1000):
-            stage = task.outcome.get("stage")
-            if (
-                isinstance(stage, dict)
-                and stage.get("kind") == "shadow"
-                and (stage.get("state") == "running")
-            ):
-                done = self._advance(task, stage)
-                if done is not None:
-                    moved.append(done)
-        return moved
 
     def _advance(self, task: Task, stage: dict[str, Any]) -> Task | None:
         version = int(stage["version"])
@@ -119,9 +90,7 @@ class ShadowStage:
         )
         self._clear(task.model)
         if verdict is not None:
-            ref = f"{task.model}:{version}"
-            if self.registry.get(ref).status == "candidate":
-                self.registry.decline(ref)
+            self._decline(f"{task.model}:{version}")
             return self.tasks.transition(
                 task.id,
                 "rejected",
@@ -136,12 +105,8 @@ class ShadowStage:
             reason=f"retraining task {task.id}: {report['paired']} paired live rows in shadow",
             actor=self.worker,
         )
-        return self.tasks.transition(
-            task.id,
-            "promoted",
-            reason=f"promoted after its shadow stage: {report['paired']} paired live rows",
-            actor=self.worker,
-            outcome={"stage": {**evidence, "state": "completed"}},
+        return self._promoted(
+            task, {**evidence, "state": "completed"}, f"{report['paired']} paired live rows"
         )
 
     def _clear(self, model: str) -> None:

@@ -30,12 +30,17 @@ from monitors.tasks.store import TaskStore
 from registry.canaries import Canary
 from registry.store import Registry
 
-__all__ = ["CanaryStage"]
+__all__ = ["CanaryStage", "LiveStage"]
 
 log = logging.getLogger("mlgate.retrainer")
 
 
-class CanaryStage:
+class LiveStage:
+    """What both live stages share: where they act, and the worker's pass over the tasks in
+    a stage of their `kind` (the `stage` in a candidate task's outcome)."""
+
+    kind = ""
+
     def __init__(
         self,
         registry: Registry,
@@ -50,6 +55,45 @@ class CanaryStage:
         self.settings = settings
         self.alias = alias
         self.worker = worker
+
+    def start(self, task: Task, version: int, why: str) -> Task:
+        raise NotImplementedError
+
+    def advance(self) -> list[Task]:
+        """Move every task in a running stage of this kind that can move; those that did."""
+        moved = []
+        for task in self.tasks.list(status="candidate", limit=1000):
+            stage = task.outcome.get("stage")
+            if (
+                isinstance(stage, dict)
+                and stage.get("kind") == self.kind
+                and stage.get("state") == "running"
+            ):
+                done = self._advance(task, stage)
+                if done is not None:
+                    moved.append(done)
+        return moved
+
+    def _advance(self, task: Task, stage: dict[str, Any]) -> Task | None:
+        raise NotImplementedError
+
+    def _promoted(self, task: Task, evidence: dict[str, Any], why: str) -> Task:
+        return self.tasks.transition(
+            task.id,
+            "promoted",
+            reason=f"promoted after its live stage: {why}",
+            actor=self.worker,
+            outcome={"stage": evidence},
+        )
+
+    def _decline(self, ref: str) -> None:
+        """Decline a retrained candidate (a version a person registered stays as it is)."""
+        if self.registry.get(ref).status == "candidate":
+            self.registry.decline(ref)
+
+
+class CanaryStage(LiveStage):
+    kind = "canary"
 
     def start(self, task: Task, version: int, why: str) -> Task:
         """Make the candidate the alias's canary; the task stays a candidate, in stage."""
@@ -71,18 +115,6 @@ class CanaryStage:
         log.info("task %s: %s:%s is a canary of @%s", task.id, task.model, version, self.alias)
         return self.tasks.note(task.id, outcome={"stage": stage})
 
-    def advance(self) -> list[Task]:
-        """Move every task in its live stage that can move; the tasks that did."""
-        moved = []
-        for task in self.tasks.list(status="candidate", limit=1000):
-            stage = task.outcome.get("stage")
-            running = isinstance(stage, dict) and stage.get("state") == "running"
-            if running and isinstance(stage, dict) and stage.get("kind") == "canary":
-                done = self._advance(task, stage)
-                if done is not None:
-                    moved.append(done)
-        return moved
-
     def _advance(self, task: Task, stage: dict[str, Any]) -> Task | None:
         found = [c for c in self.registry.canaries.of(task.model) if c.id == stage["canary"]]
         if not found:
@@ -90,9 +122,7 @@ class CanaryStage:
         canary = found[0]
         evidence = {**stage, "state": canary.status, "evidence": canary.evidence}
         if canary.status == "rolled_back":
-            ref = f"{task.model}:{canary.version}"
-            if self.registry.get(ref).status == "candidate":  # a person's version stays
-                self.registry.decline(ref)
+            self._decline(f"{task.model}:{canary.version}")
             return self.tasks.transition(
                 task.id,
                 "rejected",
@@ -133,12 +163,3 @@ class CanaryStage:
         return read_log(
             self.settings.log_path(), model, canary.version, start=start, inputs=False
         ).rows
-
-    def _promoted(self, task: Task, evidence: dict[str, Any], why: str) -> Task:
-        return self.tasks.transition(
-            task.id,
-            "promoted",
-            reason=f"promoted after its live stage: {why}",
-            actor=self.worker,
-            outcome={"stage": evidence},
-        )

@@ -6,29 +6,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from monitors.loop import Monitor
 from monitors.quality.policy import Decision, DecisionPolicy
 from monitors.settings import MonitorSettings
 from registry.store import Registry
-from tests.fixtures import make_mlp
-
-
-def _ready(registry: Registry, seed: int) -> int:
-    version = registry.register(make_mlp(seed=seed), "churn", torch.randn(4, 6))
-    with registry.stage() as folder:
-        (folder / "model.onnx").write_bytes(b"onnx")
-        staged = registry.commit_artifact(folder, "onnx", status="passed", parity={"passed": True})
-    registry.add_artifact(version.ref, staged)
-    return version.version
+from tests.fixtures import ready_version
 
 
 def test_a_shadows_harm_is_a_finding_and_the_served_versions_a_task(
     sqlite_registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     registry = sqlite_registry
-    serving, shadow = _ready(registry, 0), _ready(registry, 1)
+    serving, shadow = ready_version(registry, 0), ready_version(registry, 1)
     registry.set_alias("churn", "production", serving, reason="first")
     registry.shadows.set("churn", "production", shadow, 0.5, reason="try")
     harm = Decision("task", "quality", "quality fell: 0.71 → 0.62", {"metric": "roc_auc"})

@@ -8,20 +8,11 @@ import torch
 
 from registry.errors import BadRequest, NotFound, NotServable
 from registry.store import Registry
-from tests.fixtures import make_mlp
-
-
-def _ready(registry: Registry, seed: int) -> int:
-    version = registry.register(make_mlp(seed=seed), "churn", torch.randn(4, 6))
-    with registry.stage() as folder:
-        (folder / "model.onnx").write_bytes(b"onnx")
-        staged = registry.commit_artifact(folder, "onnx", status="passed", parity={"passed": True})
-    registry.add_artifact(version.ref, staged)
-    return version.version
+from tests.fixtures import make_mlp, ready_version
 
 
 def test_one_canary_runs_per_alias_and_each_ending_is_kept(registry: Registry) -> None:
-    one, two, three = (_ready(registry, seed) for seed in range(3))
+    one, two, three = (ready_version(registry, seed) for seed in range(3))
     registry.set_alias("churn", "production", one, reason="first")
     canaries = registry.canaries
     first = canaries.start("churn", "production", two, 0.1, reason="try two")
@@ -52,7 +43,7 @@ def test_one_canary_runs_per_alias_and_each_ending_is_kept(registry: Registry) -
 
 
 def test_what_a_canary_is_refused(registry: Registry) -> None:
-    one, two = _ready(registry, 0), _ready(registry, 1)
+    one, two = ready_version(registry, 0), ready_version(registry, 1)
     unexported = registry.register(make_mlp(seed=9), "churn", torch.randn(4, 6)).version
     registry.set_alias("churn", "production", one, reason="first")
     start = registry.canaries.start

@@ -8,31 +8,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from monitors.log.inference_log import InferenceLog, LogSettings
 from monitors.settings import MonitorSettings
 from monitors.tasks.store import TaskStore
 from registry.store import Registry
 from services.retraining.shadow_stage import ShadowStage
-from tests.fixtures import make_mlp
-
-
-def _ready(registry: Registry, seed: int, candidate: bool = False) -> int:
-    version = registry.register(
-        make_mlp(seed=seed), "churn", torch.randn(4, 6), candidate=candidate
-    )
-    with registry.stage() as folder:
-        (folder / "model.onnx").write_bytes(b"onnx")
-        staged = registry.commit_artifact(folder, "onnx", status="passed", parity={"passed": True})
-    registry.add_artifact(version.ref, staged)
-    return version.version
+from tests.fixtures import ready_version
 
 
 @pytest.fixture
 def stage(sqlite_registry: Registry, tmp_path: Path) -> ShadowStage:
     registry = sqlite_registry
-    serving, candidate = _ready(registry, 0), _ready(registry, 1, candidate=True)
+    serving, candidate = ready_version(registry, 0), ready_version(registry, 1, candidate=True)
     registry.set_alias("churn", "production", serving, reason="first")
     settings = MonitorSettings(home=tmp_path, retrain_stage="shadow", retrain_stage_rows=40)
     tasks = TaskStore(registry.db, cooldown_s=0, min_rows=0)

@@ -7,31 +7,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from monitors.log.inference_log import InferenceLog, LogSettings
 from monitors.settings import MonitorSettings
 from monitors.tasks.store import TaskStore
 from registry.store import Registry
 from services.retraining.stage import CanaryStage
-from tests.fixtures import make_mlp
-
-
-def _ready(registry: Registry, seed: int, candidate: bool = False) -> int:
-    version = registry.register(
-        make_mlp(seed=seed), "churn", torch.randn(4, 6), candidate=candidate
-    )
-    with registry.stage() as folder:
-        (folder / "model.onnx").write_bytes(b"onnx")
-        staged = registry.commit_artifact(folder, "onnx", status="passed", parity={"passed": True})
-    registry.add_artifact(version.ref, staged)
-    return version.version
+from tests.fixtures import ready_version
 
 
 @pytest.fixture
 def setup(sqlite_registry: Registry, tmp_path: Path) -> tuple[CanaryStage, TaskStore, int]:
     registry = sqlite_registry
-    serving, candidate = _ready(registry, 0), _ready(registry, 1, candidate=True)
+    serving, candidate = ready_version(registry, 0), ready_version(registry, 1, candidate=True)
     registry.set_alias("churn", "production", serving, reason="first")
     settings = MonitorSettings(
         home=tmp_path, retrain_stage="canary", retrain_stage_rows=50, retrain_stage_weight=0.2
