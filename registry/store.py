@@ -87,6 +87,11 @@ class Registry:
         url = self.settings.artifacts_url
         remote = RemoteArtifacts(url) if url else None
         self.store = ArtifactStore(self.settings.artifact_root(), remote=remote)
+        # Versions given a share of an alias's traffic, or run on a copy of it, and the
+        # records of files scored (canaries.py, shadows.py, batch_runs.py).
+        self.canaries = Canaries(self.db, self.actor)
+        self.shadows = Shadows(self.db, self.actor)
+        self.batch_runs = BatchRuns(self.db, self.actor)
 
     def close(self) -> None:
         self.db.dispose()
@@ -375,21 +380,6 @@ class Registry:
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
         with self.db.read() as session:
             return alias_events(session, name, alias)
-
-    @property
-    def canaries(self) -> Canaries:
-        """Versions given a share of an alias's traffic (see canaries.py)."""
-        return Canaries(self.db, self.actor)
-
-    @property
-    def shadows(self) -> Shadows:
-        """Versions run on a copy of an alias's traffic (see shadows.py)."""
-        return Shadows(self.db, self.actor)
-
-    @property
-    def batch_runs(self) -> BatchRuns:
-        """The records of files scored with its versions (see batch_runs.py)."""
-        return BatchRuns(self.db, self.actor)
 
     def actor(self) -> str:
         if self.settings.user:

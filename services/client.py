@@ -242,14 +242,13 @@ class Client:
     def set_shadow(
         self, model: str, version: int, rate: float, reason: str, *, alias: str = "production"
     ) -> dict[str, Any]:
-        """Run `version` on `rate` of the traffic `alias` answers, its answers logged only
-        (admin)."""
+        """Run `version` on `rate` of `alias`'s traffic, its answers logged only (admin)."""
         body = {"version": version, "rate": rate, "reason": reason}
-        return self._json("PUT", _shadow_path(model, alias), body, admin=True)
+        return self._json("PUT", _rule_path(model, alias, "shadow"), body, admin=True)
 
     def clear_shadow(self, model: str, *, alias: str = "production") -> None:
-        headers = dict(self._admin)
-        _raise_for(self._http.request("DELETE", _shadow_path(model, alias), headers=headers))
+        path = _rule_path(model, alias, "shadow")
+        _raise_for(self._http.request("DELETE", path, headers=dict(self._admin)))
 
     def shadow_report(self, model: str, *, last: int | None = None) -> dict[str, Any]:
         """How the shadow agrees with the version its alias points to."""
@@ -261,22 +260,19 @@ class Client:
     ) -> dict[str, Any]:
         """Give `version` `weight` of the traffic `alias` routes (admin)."""
         body = {"version": version, "weight": weight, "reason": reason}
-        return self._json("PUT", _canary_path(model, alias), body, admin=True)
+        return self._json("PUT", _rule_path(model, alias, "canary"), body, admin=True)
 
     def canary(self, model: str, *, alias: str = "production") -> dict[str, Any]:
         """`{"running": …, "history": […]}` of the alias's canaries."""
-        return self._json("GET", _canary_path(model, alias))
+        return self._json("GET", _rule_path(model, alias, "canary"))
 
-    def promote_canary(
-        self, model: str, reason: str, *, alias: str = "production"
-    ) -> dict[str, Any]:
-        path = f"{_canary_path(model, alias)}/promote"
+    def promote_canary(self, model: str, reason: str, *, alias: str = "production") -> Any:
+        """Complete the canary: the alias moves to it (admin)."""
+        path = _rule_path(model, alias, "canary/promote")
         return self._json("POST", path, {"reason": reason}, admin=True)
 
-    def rollback_canary(
-        self, model: str, reason: str, *, alias: str = "production"
-    ) -> dict[str, Any]:
-        path = f"{_canary_path(model, alias)}/rollback"
+    def rollback_canary(self, model: str, reason: str, *, alias: str = "production") -> Any:
+        path = _rule_path(model, alias, "canary/rollback")
         return self._json("POST", path, {"reason": reason}, admin=True)
 
     def submit_batch_job(
@@ -355,12 +351,9 @@ def _name(model: str) -> str:
     return quote(model, safe="")
 
 
-def _canary_path(model: str, alias: str) -> str:
-    return f"/registry/models/{_name(model)}/aliases/{quote(alias, safe='')}/canary"
-
-
-def _shadow_path(model: str, alias: str) -> str:
-    return f"/registry/models/{_name(model)}/aliases/{quote(alias, safe='')}/shadow"
+def _rule_path(model: str, alias: str, rule: str) -> str:
+    """An alias's traffic rule: `shadow`, `canary`, or one of the canary's actions."""
+    return f"/registry/models/{_name(model)}/aliases/{quote(alias, safe='')}/{rule}"
 
 
 def _model_path(model: str, version: int | None) -> str:

@@ -80,6 +80,9 @@ LOOP_ENV = {
     "MLGATE_RETRAIN_STAGE_WEIGHT": "0.3",
     "MLGATE_RETRAIN_STAGE_ROWS": "300",
     "MLGATE_CANARY_CHECK_S": "1",
+    # The gateway trains in this same process: over a few hundred requests its p99 is the
+    # training's noise, not the canary's. The judge waits for 1000 answers a side.
+    "MLGATE_CANARY_MIN_REQUESTS": "1000",
     "MLGATE_POLL_INTERVAL_S": "0.5",
     # Every demo request must be answered, and training runs in this same process: the
     # event-loop-lag shedder would turn a busy machine's late loop into failed steps.

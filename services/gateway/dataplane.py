@@ -159,7 +159,10 @@ class DataPlane:
             outputs = await served.batcher.submit(
                 inputs, deadline=deadline, priority=priority, spent_s=self._spent_s(started)
             )
-            self._answered(name, served, version is not None, request.id, inputs, outputs, started)
+            seconds = time.perf_counter() - started
+            self.shadowing.log_answer(
+                name, served, version is not None, request.id, inputs, outputs, seconds
+            )
             selected, binary = _select_outputs(outputs, request)
             return InferResult(name, served.version, selected, binary, request.id)
 
@@ -193,7 +196,8 @@ class DataPlane:
             outputs = await served.batcher.submit(
                 inputs, deadline=deadline, spent_s=self._spent_s(started)
             )
-            self._answered(name, served, False, None, inputs, outputs, started)
+            seconds = time.perf_counter() - started
+            self.shadowing.log_answer(name, served, False, None, inputs, outputs, seconds)
         names = list(outputs)
         rows = len(next(iter(outputs.values())))
         if len(names) == 1:
@@ -202,33 +206,6 @@ class DataPlane:
             columns = {n: _rows(outputs[n]) for n in names}
             predictions = [{n: columns[n][i] for n in names} for i in range(rows)]
         return {"predictions": predictions, "model_version": str(served.version)}
-
-    def _answered(
-        self,
-        name: str,
-        served: Served,
-        explicit: bool,
-        request_id: str | None,
-        inputs: dict[str, np.ndarray],
-        outputs: dict[str, np.ndarray],
-        started: float,
-    ) -> None:
-        """Log the answer; mirror the rows the log took to a shadow when one is picked, under
-        one request id (without a log there is nothing to compare: no mirror)."""
-        if self.log is None:
-            return
-        shadow = self.shadowing.pick(name, served, explicit)
-        if shadow is not None:
-            request_id = self.shadowing.pair_id(request_id)
-        seconds = time.perf_counter() - started
-        taken = self.log.record(
-            name, served.version, served.signature, request_id, inputs, outputs, seconds
-        )
-        if shadow is not None and taken:
-            assert request_id is not None
-            self.shadowing.mirror(
-                name, shadow, {n: a[:taken] for n, a in inputs.items()}, request_id
-            )
 
     def _validated(
         self, name: str, served: Served, inputs: dict[str, np.ndarray]

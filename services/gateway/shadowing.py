@@ -53,6 +53,30 @@ class Shadowing:
         self._draw = draw
         self._tasks: set[asyncio.Task[None]] = set()
 
+    def log_answer(
+        self,
+        name: str,
+        served: Served,
+        explicit: bool,
+        request_id: str | None,
+        inputs: Tensors,
+        outputs: Tensors,
+        seconds: float,
+    ) -> None:
+        """Log a caller's answer; mirror the rows the log took to a shadow when one is
+        picked, under one request id (without a log there is nothing to compare: no mirror)."""
+        if self.log is None:
+            return
+        shadow = self.pick(name, served, explicit)
+        if shadow is not None:
+            request_id = self.pair_id(request_id)
+        taken = self.log.record(
+            name, served.version, served.signature, request_id, inputs, outputs, seconds
+        )
+        if shadow is not None and taken:
+            assert request_id is not None
+            self.mirror(name, shadow, {n: a[:taken] for n, a in inputs.items()}, request_id)
+
     def pick(self, name: str, answering: Served, explicit: bool) -> int | None:
         """The shadow version to mirror this request to, or None."""
         if explicit:
